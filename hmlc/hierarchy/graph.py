@@ -1,0 +1,324 @@
+"""`LabelGraph`: a validated label DAG with a fixed label order.
+
+Edges point parent -> child and read "child implies parent". The label order
+is the model's output order and never changes once the graph is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import networkx as nx
+import numpy as np
+
+from hmlc.errors import HierarchyError
+
+__all__ = ["LabelGraph", "ClosureResult"]
+
+
+class ClosureResult(NamedTuple):
+    """Codes after closure and, per label, how many codes closure changed."""
+
+    codes: np.ndarray
+    changed: dict[str, int]
+
+
+class LabelGraph:
+    """A directed acyclic graph of labels (parent -> child) with a fixed order.
+
+    Build one from labels and edges, or load one with
+    :func:`hmlc.hierarchy.load_hierarchy`. Construction validates: no empty
+    graph, no empty or duplicate label, no edge naming an unknown label, no
+    self loop, no cycle. Every failure raises :class:`HierarchyError` with a
+    one-line reason.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        edges: Iterable[Sequence[str]] = (),
+        name: str | None = None,
+    ) -> None:
+        labels = list(labels)
+        edges = [tuple(e) for e in edges]
+        where = f"hierarchy {name!r}" if name else "hierarchy"
+        if not labels:
+            raise HierarchyError(f"{where} has no labels; give at least one label")
+        seen: set[str] = set()
+        for label in labels:
+            if not isinstance(label, str) or not label.strip():
+                raise HierarchyError(f"{where}: label {label!r} is not a non-empty string")
+            if label in seen:
+                raise HierarchyError(f"{where}: label {label!r} is listed twice; labels must be unique")
+            seen.add(label)
+        unique_edges: list[tuple[str, str]] = []
+        edge_set: set[tuple[str, str]] = set()
+        for edge in edges:
+            if len(edge) != 2:
+                raise HierarchyError(f"{where}: edge {list(edge)!r} is not a [parent, child] pair")
+            parent, child = edge
+            for end in (parent, child):
+                if end not in seen:
+                    raise HierarchyError(
+                        f"{where}: edge [{parent!r}, {child!r}] names unknown label {end!r}; "
+                        "add it to the labels or fix the edge"
+                    )
+            if parent == child:
+                raise HierarchyError(f"{where}: label {parent!r} is its own parent (self loop)")
+            if (parent, child) not in edge_set:
+                edge_set.add((parent, child))
+                unique_edges.append((parent, child))
+        graph = nx.DiGraph()
+        graph.add_nodes_from(labels)
+        graph.add_edges_from(unique_edges)
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join([cycle[0][0]] + [v for _, v in cycle])
+            raise HierarchyError(f"{where} has a cycle: {path}; a label cannot imply itself")
+        self.name = name
+        self._labels: tuple[str, ...] = tuple(labels)
+        self._edges: tuple[tuple[str, str], ...] = tuple(unique_edges)
+        self._graph = graph
+        self._index = {label: i for i, label in enumerate(labels)}
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Labels in the model's output order."""
+        return self._labels
+
+    @property
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """(parent, child) pairs in the order they were given."""
+        return self._edges
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """A copy of the underlying networkx graph."""
+        return self._graph.copy()
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._index
+
+    def __iter__(self):
+        return iter(self._labels)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LabelGraph):
+            return NotImplemented
+        return self.content_hash == other.content_hash
+
+    def __hash__(self) -> int:
+        return hash(self.content_hash)
+
+    def __repr__(self) -> str:
+        name = f"{self.name!r}, " if self.name else ""
+        return f"LabelGraph({name}{len(self)} labels, {len(self._edges)} edges)"
+
+    def index(self, label: str) -> int:
+        """Position of ``label`` in the output order."""
+        try:
+            return self._index[label]
+        except KeyError:
+            raise HierarchyError(self._unknown(label)) from None
+
+    def _unknown(self, label: str) -> str:
+        shown = ", ".join(self._labels[:20]) + (" ..." if len(self) > 20 else "")
+        return f"unknown label {label!r}; the hierarchy has: {shown}"
+
+    def _check(self, label: str) -> None:
+        if label not in self._index:
+            raise HierarchyError(self._unknown(label))
+
+    # --------------------------------------------------------------- structure
+    def parents(self, label: str) -> tuple[str, ...]:
+        self._check(label)
+        return self._ordered(self._graph.predecessors(label))
+
+    def children(self, label: str) -> tuple[str, ...]:
+        self._check(label)
+        return self._ordered(self._graph.successors(label))
+
+    def ancestors(self, label: str) -> tuple[str, ...]:
+        self._check(label)
+        return self._ordered(nx.ancestors(self._graph, label))
+
+    def descendants(self, label: str) -> tuple[str, ...]:
+        self._check(label)
+        return self._ordered(nx.descendants(self._graph, label))
+
+    @cached_property
+    def roots(self) -> tuple[str, ...]:
+        return tuple(l for l in self._labels if self._graph.in_degree(l) == 0)
+
+    @cached_property
+    def leaves(self) -> tuple[str, ...]:
+        return tuple(l for l in self._labels if self._graph.out_degree(l) == 0)
+
+    def depth(self, label: str) -> int:
+        """Length of the longest path from a root to ``label`` (roots: 0)."""
+        self._check(label)
+        return self._depths[label]
+
+    @cached_property
+    def _depths(self) -> dict[str, int]:
+        depths: dict[str, int] = {}
+        for label in self.topological_order:
+            ps = list(self._graph.predecessors(label))
+            depths[label] = 1 + max(depths[p] for p in ps) if ps else 0
+        return depths
+
+    @property
+    def max_depth(self) -> int:
+        return max(self._depths.values())
+
+    @cached_property
+    def topological_order(self) -> tuple[str, ...]:
+        """Parents before children; ties broken by the output order."""
+        return tuple(nx.lexicographical_topological_sort(self._graph, key=self._index.__getitem__))
+
+    def _ordered(self, labels: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(labels, key=self._index.__getitem__))
+
+    # ---------------------------------------------------- index-based helpers
+    @cached_property
+    def topological_indices(self) -> np.ndarray:
+        """Output indices in topological order."""
+        return np.array([self._index[l] for l in self.topological_order], dtype=np.int64)
+
+    @cached_property
+    def parent_indices(self) -> tuple[tuple[int, ...], ...]:
+        """For each output index, the output indices of its parents."""
+        return tuple(tuple(self._index[p] for p in self.parents(l)) for l in self._labels)
+
+    @cached_property
+    def edge_indices(self) -> np.ndarray:
+        """(E, 2) array of (parent index, child index)."""
+        return np.array([(self._index[p], self._index[c]) for p, c in self._edges], dtype=np.int64).reshape(-1, 2)
+
+    @cached_property
+    def adjacency(self) -> np.ndarray:
+        """(K, K) bool matrix, ``A[p, c]`` true when p is a parent of c."""
+        a = np.zeros((len(self), len(self)), dtype=bool)
+        if len(self._edges):
+            a[self.edge_indices[:, 0], self.edge_indices[:, 1]] = True
+        return a
+
+    @cached_property
+    def ancestor_matrix(self) -> np.ndarray:
+        """(K, K) bool matrix, ``M[a, d]`` true when a is a proper ancestor of d."""
+        m = np.zeros((len(self), len(self)), dtype=bool)
+        for label in self._labels:
+            d = self._index[label]
+            for a in nx.ancestors(self._graph, label):
+                m[self._index[a], d] = True
+        return m
+
+    # ------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        """``{"labels": [...], "edges": [[parent, child], ...]}``."""
+        return {"labels": list(self._labels), "edges": [list(e) for e in self._edges]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str | None = None) -> LabelGraph:
+        """Inverse of :meth:`to_dict`."""
+        from hmlc.hierarchy.io import graph_from_data
+
+        return graph_from_data(data, name=name)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 of the label order and the edge set; stable across runs."""
+        payload = {"labels": list(self._labels), "edges": sorted(list(e) for e in self._edges)}
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    # -------------------------------------------------------------- closure
+    def closure(self, codes: np.ndarray, negative_down: bool = False) -> ClosureResult:
+        """Make raw codes consistent with the hierarchy.
+
+        ``codes`` is an (N, K) array in output order holding 1 (positive),
+        0 (negative), -1 (uncertain) and NaN (blank). A positive label makes
+        all its ancestors positive. With ``negative_down`` a negative label
+        then makes all its descendants that are not positive negative.
+        Returns a new float array and the number of codes changed per label.
+        """
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != len(self):
+            raise HierarchyError(
+                f"closure expects codes of shape (N, {len(self)}) for {len(self)} labels, got {codes.shape}"
+            )
+        out = codes.astype(np.float32, copy=True)
+        pos = out == 1
+        # One pass in reverse topological order carries a positive to every ancestor.
+        for c in self.topological_indices[::-1]:
+            for p in self.parent_indices[c]:
+                pos[:, p] |= pos[:, c]
+        out[pos] = 1
+        if negative_down:
+            neg = out == 0
+            for c in self.topological_indices:
+                for p in self.parent_indices[c]:
+                    neg[:, c] |= neg[:, p]
+            out[neg & ~pos] = 0
+        before = codes.astype(np.float32)
+        diff = ~((out == before) | (np.isnan(out) & np.isnan(before)))
+        changed = {label: int(n) for label, n in zip(self._labels, diff.sum(axis=0))}
+        return ClosureResult(out, changed)
+
+    def coherence_violations(self, codes: np.ndarray) -> np.ndarray:
+        """Per sample, the number of edges whose child is positive but parent is not."""
+        codes = np.asarray(codes)
+        if not len(self._edges):
+            return np.zeros(codes.shape[0], dtype=np.int64)
+        p, c = self.edge_indices[:, 0], self.edge_indices[:, 1]
+        return ((codes[:, c] == 1) & (codes[:, p] != 1)).sum(axis=1)
+
+    # ------------------------------------------------------------ rendering
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_dot(self) -> str:
+        def q(s: str) -> str:
+            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        lines = [f"digraph {q(self.name or 'hierarchy')} {{", "  rankdir=LR;", "  node [shape=box];"]
+        lines += [f"  {q(l)};" for l in self._labels]
+        lines += [f"  {q(p)} -> {q(c)};" for p, c in self._edges]
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        """An indented tree; a label under several parents is expanded once."""
+        lines: list[str] = []
+        expanded: set[str] = set()
+
+        def walk(label: str, prefix: str, last: bool, top: bool) -> None:
+            branch = "" if top else ("└── " if last else "├── ")
+            kids = self.children(label)
+            parents = self.parents(label)
+            note = ""
+            if len(parents) > 1:
+                note = "  (parents: " + ", ".join(parents) + ")"
+            if label in expanded and kids:
+                lines.append(f"{prefix}{branch}{label}{note}  [see above]")
+                return
+            lines.append(f"{prefix}{branch}{label}{note}")
+            expanded.add(label)
+            child_prefix = prefix if top else prefix + ("    " if last else "│   ")
+            for i, kid in enumerate(kids):
+                walk(kid, child_prefix, i == len(kids) - 1, False)
+
+        for root in self.roots:
+            walk(root, "", True, True)
+        return "\n".join(lines) + "\n"

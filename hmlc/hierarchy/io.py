@@ -1,0 +1,186 @@
+"""Loading hierarchies from YAML, JSON and Python.
+
+Two data forms are accepted (YAML and JSON alike):
+
+* the ``edges`` form: ``{"labels": [...], "edges": [[parent, child], ...]}``
+  (``labels`` optional: then the order of first appearance in the edges);
+* the nested ``children`` form: a node is a label string or a mapping with
+  ``label`` and optional ``children`` (a list of nodes); other keys (such as
+  PadChest's ``concept``) are kept as node attributes but otherwise ignored.
+  The top level is a node, a list of nodes, several YAML documents (one node
+  each), or a mapping with ``nodes:`` (and optional ``labels:`` fixing the
+  order). A label under several parents makes a DAG.
+
+A Python source is ``package.module:attribute`` or a ``.py`` file defining
+``hierarchy``; the attribute may be a LabelGraph, a dict in one of the forms
+above, or a callable returning either.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hmlc.errors import HierarchyError
+from hmlc.hierarchy.graph import LabelGraph
+
+__all__ = ["load_hierarchy", "graph_from_data", "HierarchySource"]
+
+HierarchySource = LabelGraph | dict | str | Path | Callable[[], Any]
+
+_NESTED_KEYS = ("nodes", "hierarchy", "tree")
+
+
+def graph_from_data(data: Any, name: str | None = None, where: str = "hierarchy") -> LabelGraph:
+    """Build a LabelGraph from parsed YAML/JSON data in either form."""
+    if isinstance(data, LabelGraph):
+        return data
+    if isinstance(data, dict):
+        name = data.get("name", name)
+        if "edges" in data:
+            extra = set(data) - {"name", "labels", "edges", "description"}
+            if extra:
+                raise HierarchyError(f"{where}: unknown key(s) {sorted(extra)}; expected labels, edges, name")
+            edges = data.get("edges") or []
+            if not isinstance(edges, list):
+                raise HierarchyError(f"{where}: 'edges' must be a list of [parent, child] pairs")
+            for e in edges:
+                if not isinstance(e, (list, tuple)):
+                    raise HierarchyError(f"{where}: edge {e!r} is not a [parent, child] pair")
+            labels = data.get("labels")
+            if labels is None:
+                labels = _first_appearance(x for e in edges for x in e)
+            elif not isinstance(labels, list):
+                raise HierarchyError(f"{where}: 'labels' must be a list of label names")
+            return LabelGraph(labels, edges, name=name)
+        for key in _NESTED_KEYS:
+            if key in data:
+                extra = set(data) - {"name", "labels", "description", key}
+                if extra:
+                    raise HierarchyError(f"{where}: unknown key(s) {sorted(extra)} beside {key!r}")
+                return _from_nodes(data[key], data.get("labels"), name, where)
+        if "label" in data:
+            return _from_nodes([data], None, name, where)
+        raise HierarchyError(
+            f"{where}: expected 'edges', 'nodes' or a node with 'label'; found keys {sorted(map(str, data))}"
+        )
+    if isinstance(data, list):
+        return _from_nodes(data, None, name, where)
+    if data is None:
+        raise HierarchyError(f"{where} has no labels; the file is empty")
+    raise HierarchyError(f"{where}: cannot read a hierarchy from a {type(data).__name__}")
+
+
+def _first_appearance(items: Any) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
+
+
+def _from_nodes(nodes: Any, labels: list[str] | None, name: str | None, where: str) -> LabelGraph:
+    order: dict[str, None] = {}
+    edges: list[tuple[str, str]] = []
+
+    def visit(node: Any, parent: str | None, path: str) -> None:
+        if isinstance(node, str):
+            label, children = node, []
+        elif isinstance(node, dict):
+            if "label" not in node:
+                raise HierarchyError(f"{where}: node at {path} has no 'label'")
+            label, children = node["label"], node.get("children") or []
+            if not isinstance(children, list):
+                raise HierarchyError(f"{where}: 'children' of {label!r} must be a list")
+        else:
+            raise HierarchyError(f"{where}: node at {path} must be a label or a mapping, got {node!r}")
+        if not isinstance(label, str) or not label.strip():
+            raise HierarchyError(f"{where}: node at {path} has label {label!r}, not a non-empty string")
+        order.setdefault(label, None)
+        if parent is not None:
+            edges.append((parent, label))
+        for i, child in enumerate(children):
+            visit(child, label, f"{path} > {label}[{i}]")
+
+    if not isinstance(nodes, list):
+        nodes = [nodes]
+    for i, node in enumerate(nodes):
+        if node is None:
+            continue
+        visit(node, None, f"top[{i}]")
+    if labels is not None:
+        if not isinstance(labels, list):
+            raise HierarchyError(f"{where}: 'labels' must be a list of label names")
+        missing = [l for l in order if l not in set(labels)]
+        if missing:
+            raise HierarchyError(f"{where}: 'labels' misses {missing[:5]}; list every label of the tree")
+        order = dict.fromkeys(labels)
+    return LabelGraph(list(order), edges, name=name)
+
+
+def _load_python(spec: str) -> Any:
+    if spec.endswith(".py"):
+        path = Path(spec)
+        if not path.is_file():
+            raise HierarchyError(f"hierarchy file {spec} does not exist")
+        mod_spec = importlib.util.spec_from_file_location(f"_hmlc_hierarchy_{path.stem}", path)
+        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+        try:
+            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - user code; report it on one line
+            raise HierarchyError(f"hierarchy file {spec} failed to run: {type(exc).__name__}: {exc}") from None
+        attr = "hierarchy"
+    else:
+        modname, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(modname)
+        except ImportError as exc:
+            raise HierarchyError(f"cannot import {modname!r} for hierarchy {spec!r}: {exc}") from None
+    if not hasattr(module, attr):
+        raise HierarchyError(f"{spec}: defines no {attr!r}; define it as a LabelGraph or a dict")
+    obj = getattr(module, attr)
+    return obj() if callable(obj) and not isinstance(obj, LabelGraph) else obj
+
+
+def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGraph:
+    """Load a hierarchy from a LabelGraph, dict, callable, file path or ``module:attr``."""
+    if isinstance(source, LabelGraph):
+        return source
+    if isinstance(source, dict):
+        return graph_from_data(source, name=name)
+    if callable(source) and not isinstance(source, (str, Path)):
+        return graph_from_data(source(), name=name)
+    text = str(source)
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix == ".py" or (":" in text and not path.exists() and suffix not in (".yaml", ".yml", ".json", ".txt")):
+        return graph_from_data(_load_python(text), name=name, where=f"hierarchy {text}")
+    if not path.exists():
+        raise HierarchyError(f"hierarchy file {text} does not exist")
+    if path.is_dir():
+        raise HierarchyError(f"hierarchy file {text} is a folder; give a .yaml, .json or .py file")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HierarchyError(f"cannot read hierarchy file {text}: {exc}") from None
+    where = f"hierarchy file {text}"
+    if suffix == ".json":
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise HierarchyError(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    else:
+        try:
+            docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" (line {mark.line + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise HierarchyError(f"{where} is not valid YAML: {problem}{line}") from None
+        data = docs[0] if len(docs) == 1 else (docs or None)
+    return graph_from_data(data, name=name or path.stem, where=where)
