@@ -1,0 +1,142 @@
+"""``hmlc plugins``, ``hmlc list``, ``hmlc hierarchy`` and ``hmlc config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from hmlc.cli.render import print_table
+from hmlc.errors import HmlcError
+
+__all__ = ["add_parsers"]
+
+_KIND_ALIASES = {
+    "hierarchy": "hierarchies",
+    "dataset": "datasets",
+    "backbone": "backbones",
+    "policy": "policies",
+    "uncertainty_policies": "policies",
+    "preprocessor": "preprocessors",
+    "preset": "presets",
+    "label_map": "label_maps",
+    "label-maps": "label_maps",
+    "labelmaps": "label_maps",
+}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plugins", help="list installed plugins, their hooks and what they register")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("list", help="list registered components of one kind")
+    p.add_argument("kind", help="hierarchies, datasets, backbones, policies, preprocessors, presets or label_maps")
+    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'synthetic/*'")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("hierarchy", help="show or check a label hierarchy")
+    hsub = p.add_subparsers(dest="hierarchy_command", metavar="ACTION", required=True, parser_class=type(p))
+    show = hsub.add_parser("show", help="print a hierarchy as a text tree, JSON or DOT")
+    show.add_argument("source", help="registered hierarchy name or a YAML/JSON/.py file")
+    show.add_argument("--format", choices=("text", "json", "dot"), default="text")
+    show.set_defaults(func=cmd_hierarchy_show)
+    check = hsub.add_parser("check", help="validate a hierarchy file (exit 0 valid, 2 invalid)")
+    check.add_argument("source", help="YAML/JSON/.py file or registered name")
+    check.set_defaults(func=cmd_hierarchy_check)
+
+    p = sub.add_parser("config", help="print the resolved configuration")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True, parser_class=type(p))
+    cshow = csub.add_parser("show", help="print the configuration a run would use, as YAML")
+    add_config_arguments(cshow)
+    cshow.set_defaults(func=cmd_config_show)
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """--config / --preset / --set, shared by every command that reads a configuration."""
+    p.add_argument("--config", "-c", metavar="FILE", help="YAML configuration file")
+    p.add_argument("--preset", metavar="NAME", help="start from a registered preset (`hmlc list presets`)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.epochs=3 (repeatable)",
+    )
+
+
+def resolve_kind(kind: str) -> str:
+    from hmlc.plugins import KINDS
+
+    key = _KIND_ALIASES.get(kind, kind)
+    if key not in KINDS:
+        raise HmlcError(f"unknown kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    return key
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from hmlc.plugins import get_host
+
+    info = get_host().plugins_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    rows = []
+    for item in info:
+        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in item["registers"].items())
+        rows.append([item["name"], item["version"], item["distribution"], regs or "-"])
+    print_table(["plugin", "version", "distribution", "registers"], rows)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from hmlc.plugins import get_host
+
+    kind = resolve_kind(args.kind)
+    items = get_host().listing(kind, args.pattern)
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    if not items:
+        print(f"no {kind} match" + (f" {args.pattern!r}" if args.pattern else ""), file=sys.stderr)
+        return 0
+    print_table(["name", "plugin", "description"], [[i["name"], i["plugin"], i["description"]] for i in items])
+    return 0
+
+
+def _load_graph(source: str) -> Any:
+    from hmlc.plugins import get_host
+
+    return get_host().hierarchy(source)
+
+
+def cmd_hierarchy_show(args: argparse.Namespace) -> int:
+    graph = _load_graph(args.source)
+    if args.format == "json":
+        print(graph.to_json())
+    elif args.format == "dot":
+        sys.stdout.write(graph.to_dot())
+    else:
+        sys.stdout.write(graph.to_text())
+        print(
+            f"\n{len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
+            f"{len(graph.leaves)} leaves, depth {graph.max_depth}, hash {graph.content_hash[:12]}"
+        )
+    return 0
+
+
+def cmd_hierarchy_check(args: argparse.Namespace) -> int:
+    graph = _load_graph(args.source)
+    multi = [l for l in graph.labels if len(graph.parents(l)) > 1]
+    print(
+        f"ok: {args.source}: {len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
+        f"depth {graph.max_depth}, {len(multi)} labels with several parents, hash {graph.content_hash[:12]}"
+    )
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from hmlc.config import config_to_yaml, load_config
+
+    config = load_config(args.config, args.preset, args.overrides)
+    sys.stdout.write(config_to_yaml(config))
+    return 0

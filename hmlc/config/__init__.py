@@ -1,0 +1,43 @@
+"""Configuration: pydantic models, YAML files, presets and ``--set`` overrides."""
+
+from hmlc.config.loading import (
+    apply_overrides,
+    config_to_dict,
+    config_to_yaml,
+    deep_merge,
+    format_validation_error,
+    load_config,
+    parse_override,
+    read_config_file,
+)
+from hmlc.config.models import (
+    ClosureConfig,
+    DataConfig,
+    EvaluationConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OutputConfig,
+    PolicyConfig,
+    StageConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "ExperimentConfig",
+    "DataConfig",
+    "ClosureConfig",
+    "PolicyConfig",
+    "ModelConfig",
+    "StageConfig",
+    "TrainConfig",
+    "EvaluationConfig",
+    "OutputConfig",
+    "load_config",
+    "read_config_file",
+    "apply_overrides",
+    "parse_override",
+    "deep_merge",
+    "format_validation_error",
+    "config_to_dict",
+    "config_to_yaml",
+]

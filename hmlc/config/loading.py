@@ -1,0 +1,148 @@
+"""Reading configurations: presets, YAML files and ``--set a.b=c`` overrides."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from hmlc.config.models import ExperimentConfig
+from hmlc.errors import ConfigError
+
+__all__ = [
+    "read_config_file",
+    "parse_override",
+    "apply_overrides",
+    "deep_merge",
+    "load_config",
+    "format_validation_error",
+    "config_to_yaml",
+    "config_to_dict",
+]
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML (or JSON) configuration file as a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML: {getattr(exc, 'problem', exc)}{line}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, not a {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.epochs=3"`` -> (["train", "epochs"], 3); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r} is not KEY=VALUE; write e.g. --set train.epochs=3")
+    parts = key.split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"--set {text!r}: {key!r} is not a dotted path like train.epochs")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # not YAML: take the text as it is
+    return parts, value
+
+
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``update`` merged into ``base`` (nested mappings merged, the rest replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides in order to a configuration dict."""
+    out = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                dotted = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {text!r}: {dotted} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str = "config") -> str:
+    """One line: every problem as ``dotted.path: message``."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `hmlc config show` prints every key)"
+        elif "input" in err and err["type"] not in ("missing",):
+            shown = json.dumps(err["input"], default=str)
+            if len(shown) <= 60:
+                msg = f"{msg} (got {shown})"
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return f"invalid {source}: " + "; ".join(problems)
+
+
+def load_config(
+    path: Path | None = None,
+    preset: str | None = None,
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Defaults <- ``base`` <- preset <- file <- overrides, validated."""
+    data: dict[str, Any] = dict(base or {})
+    sources = []
+    if preset:
+        from hmlc.plugins import get_host
+
+        data = deep_merge(data, get_host().preset(preset))
+        sources.append(f"preset {preset}")
+    if path is not None:
+        file_data = read_config_file(Path(path))
+        if "preset" in file_data:
+            name = file_data.pop("preset")
+            from hmlc.plugins import get_host
+
+            data = deep_merge(data, get_host().preset(str(name)))
+        data = deep_merge(data, file_data)
+        sources.append(f"config {path}")
+    data = apply_overrides(data, overrides)
+    if overrides:
+        sources.append("--set")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, " + ".join(sources) or "config")) from None
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """A JSON-safe dict of the resolved configuration."""
+    return config.model_dump(mode="json")
+
+
+def config_to_yaml(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)

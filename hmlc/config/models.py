@@ -1,0 +1,197 @@
+"""The whole experiment as typed pydantic models.
+
+Every field has a default and a description; unknown keys are errors
+(``extra="forbid"``). docs/configuration.md is generated from these models
+(``python -m hmlc.config.reference``) and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ExperimentConfig",
+    "DataConfig",
+    "ClosureConfig",
+    "PolicyConfig",
+    "ModelConfig",
+    "StageConfig",
+    "TrainConfig",
+    "EvaluationConfig",
+    "OutputConfig",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ClosureConfig(_Section):
+    """Label closure over the hierarchy, applied to training labels before anything else."""
+
+    enabled: bool = Field(True, description="Propagate a positive child to all its ancestors.")
+    negative_down: bool = Field(
+        False, description="Also make every descendant of a negative label negative (unless positive)."
+    )
+
+
+class DataConfig(_Section):
+    """Where the images and labels come from."""
+
+    dataset: str = Field("synthetic", description="Registered dataset reader (`hmlc list datasets`).")
+    root: Path | None = Field(
+        None, description="Dataset folder (or its parent); default: $HMLC_DATA/<dataset> when set."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Reader-specific options (see the dataset's documentation)."
+    )
+    image_size: int = Field(64, ge=8, le=4096, description="Square side the images are resized to.")
+    train_split: str = Field("train", description="Split used for training.")
+    eval_split: str = Field("valid", description="Split used for per-epoch validation and the final table.")
+    blank: Literal["negative", "ignore"] | None = Field(
+        None, description="How blank (not mentioned) codes count: 'negative' or 'ignore'; default: the dataset's."
+    )
+    closure: ClosureConfig = Field(default_factory=ClosureConfig, description="Label closure.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N training samples (quick runs).")
+    preprocessor: str | None = Field(None, description="Registered preprocessor applied to every image.")
+    preprocessor_params: dict[str, Any] = Field(default_factory=dict, description="Options of the preprocessor.")
+    augment: bool = Field(True, description="Random horizontal flips during training.")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
+
+
+class PolicyConfig(_Section):
+    """Uncertainty-label policies: a default plus per-label overrides."""
+
+    default: str = Field("u-ones-lsr", description="Policy for every label without an override.")
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="Label -> policy name, for labels that differ from the default."
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Policy name -> parameters, e.g. {'u-ones-lsr': {'low': 0.55, 'high': 0.85}}.",
+    )
+    redraw_each_epoch: bool = Field(
+        False, description="LSR: draw new soft targets every epoch (else fixed per sample)."
+    )
+
+
+class ModelConfig(_Section):
+    """The network: a registered backbone and a K-output head."""
+
+    backbone: str = Field(
+        "tiny_cnn", description="Registered backbone, or timm:NAME / torchvision:NAME (`hmlc list backbones`)."
+    )
+    pretrained: bool = Field(False, description="Start from ImageNet weights found in local files.")
+    weights: Path | None = Field(None, description="Explicit pretrained-weights file (else the torch/timm caches).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the head.")
+
+
+class StageConfig(_Section):
+    """One training stage."""
+
+    name: str = Field(..., description="Stage name, used for checkpoints and logs.")
+    subset: Literal["all", "conditional"] = Field(
+        "all", description="'conditional': sample only the conditional subset, with per-label masks."
+    )
+    loss: Literal["bce", "conditional", "unconditional"] = Field(
+        "bce",
+        description="'bce': plain masked BCE on outputs; 'conditional': BCE with conditional masks; "
+        "'unconditional': BCE on chain-rule probabilities (log space).",
+    )
+    train: Literal["all", "head"] = Field("all", description="'head': freeze everything but the last layer.")
+    epochs: int = Field(..., ge=0, description="Epochs of this stage.")
+    lr: float = Field(..., gt=0, description="Initial learning rate of this stage.")
+    features_once: bool = Field(
+        True, description="With train='head': compute backbone features once and train the head on them."
+    )
+
+
+class TrainConfig(_Section):
+    """The optimisation recipe (defaults sized for the synthetic data on a CPU)."""
+
+    method: Literal["flat", "ct"] = Field(
+        "ct", description="'flat': one stage on all labels; 'ct': conditional training in two stages."
+    )
+    stages: list[StageConfig] | None = Field(
+        None, description="Explicit stages; default: derived from method, epochs, lr and head_* fields."
+    )
+    epochs: int = Field(4, ge=0, description="Epochs of the flat stage / CT stage 1.")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate (paper: 1e-4).")
+    lr_decay: float = Field(0.5, gt=0, le=1, description="Multiply the learning rate by this after each epoch (paper: 0.1).")
+    head_epochs: int = Field(2, ge=0, description="CT stage 2 epochs (last layer only, full data).")
+    head_lr: float = Field(1e-3, gt=0, description="CT stage 2 learning rate.")
+    head_loss: Literal["unconditional", "conditional"] = Field(
+        "unconditional", description="CT stage 2 loss: BCE on chain-rule probabilities, or the stage-1 masked loss."
+    )
+    batch_size: int = Field(32, ge=1, description="Images per step (per process under DDP).")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
+    combine: str = Field("product", description="Parent combination rule of the chain rule: 'product' or 'min'.")
+    device: str = Field("auto", description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Mixed precision on CUDA ('auto': bf16 where supported); the CPU runs fp32."
+    )
+    channels_last: bool = Field(True, description="channels_last memory format on CUDA.")
+    compile: bool = Field(False, description="torch.compile the model.")
+    deterministic: bool = Field(False, description="Deterministic algorithms (bitwise-reproducible on CPU).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    progress: bool = Field(True, description="Progress bars on a terminal.")
+
+    @model_validator(mode="after")
+    def _derive_stages(self) -> TrainConfig:
+        if self.stages is not None and not self.stages:
+            raise ValueError("stages is empty; remove it to derive stages from 'method'")
+        return self
+
+    def resolved_stages(self) -> list[StageConfig]:
+        """The explicit stages, or those ``method`` implies."""
+        if self.stages is not None:
+            return list(self.stages)
+        if self.method == "flat":
+            return [StageConfig(name="flat", subset="all", loss="bce", train="all", epochs=self.epochs, lr=self.lr)]
+        return [
+            StageConfig(name="ct1", subset="conditional", loss="conditional", train="all", epochs=self.epochs, lr=self.lr),
+            StageConfig(
+                name="ct2",
+                subset="all",
+                loss="unconditional" if self.head_loss == "unconditional" else "conditional",
+                train="head",
+                epochs=self.head_epochs,
+                lr=self.head_lr,
+            ),
+        ]
+
+
+class EvaluationConfig(_Section):
+    """What the end-of-training evaluation reports."""
+
+    labels: list[str] | None = Field(None, description="Labels in the mean AUC (default: every label with both classes).")
+    bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for AUC confidence intervals (0: none).")
+    batch_size: int = Field(128, ge=1, description="Images per inference step.")
+
+
+class OutputConfig(_Section):
+    """Where runs are written."""
+
+    dir: Path = Field(Path("runs"), description="Parent folder of run directories.")
+    name: str | None = Field(None, description="Run directory name (default: <dataset>-<method>-<timestamp>).")
+    tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: data, hierarchy, policy, model, stages, evaluation, output."""
+
+    seed: int = Field(0, description="Seed of everything (data order, LSR draws, initialisation).")
+    hierarchy: str | None = Field(
+        None, description="Registered hierarchy name or a hierarchy file; default: the dataset's."
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="Data.")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Uncertainty policies.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Model.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="Evaluation.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Output.")

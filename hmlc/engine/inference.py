@@ -1,0 +1,77 @@
+"""Batched forward passes and the step from model outputs to probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hmlc.hierarchy import LabelGraph
+
+__all__ = ["binary_logits", "outputs_to_probabilities", "forward_images", "ImageIndexDataset"]
+
+
+class ImageIndexDataset(Dataset):
+    """(uint8 image (1, H, W), index) pairs from an image source, for inference."""
+
+    def __init__(self, images: Any) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = np.ascontiguousarray(self.images.read(i))
+        return torch.from_numpy(img)[None], i
+
+
+def binary_logits(outputs: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    """Per-label logits of "positive"; for a 3-way head, l1 - l0 (so sigmoid = p1 / (p0 + p1))."""
+    if multiclass:
+        return outputs[..., 1] - outputs[..., 0]
+    return outputs
+
+
+def outputs_to_probabilities(
+    outputs: torch.Tensor, graph: LabelGraph, output_kind: str, combine: str, multiclass: bool
+) -> torch.Tensor:
+    """Unconditional probabilities: the chain rule for conditional outputs, else a sigmoid."""
+    from hmlc.chain_rule import chain_rule
+
+    logits = binary_logits(outputs.float(), multiclass)
+    if output_kind == "conditional":
+        return chain_rule(logits, graph, combine=combine)
+    return torch.sigmoid(logits)
+
+
+@torch.no_grad()
+def forward_images(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    images: Any,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    autocast: Callable[[], Any] | None = None,
+    indices: np.ndarray | None = None,
+) -> torch.Tensor:
+    """Run ``fn(prepare(batch))`` over an image source; returns float32 outputs on ``device``."""
+    dataset: Dataset = ImageIndexDataset(images)
+    if indices is not None:
+        dataset = torch.utils.data.Subset(dataset, indices.tolist())
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+    outs = []
+    for x, _ in loader:
+        x = prepare(x.to(device, non_blocking=True))
+        if autocast is not None:
+            with autocast():
+                y = fn(x)
+        else:
+            y = fn(x)
+        outs.append(y.float())
+    return torch.cat(outs) if outs else torch.empty(0, device=device)

@@ -1,0 +1,456 @@
+"""The trainer: stages (flat, or conditional training in two stages), checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from hmlc import __version__
+from hmlc.config import ExperimentConfig, StageConfig, config_to_dict, config_to_yaml, load_config
+from hmlc.engine.experiment import ExperimentData, prepare_experiment
+from hmlc.engine.inference import binary_logits, forward_images, outputs_to_probabilities
+from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
+from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
+from hmlc.errors import CheckpointError, ConfigError
+from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
+
+__all__ = ["Trainer", "TrainResult", "train", "output_kind"]
+
+
+def output_kind(stage: StageConfig) -> str:
+    """What a stage's outputs mean: 'unconditional' for plain BCE, else 'conditional'."""
+    return "unconditional" if stage.loss == "bce" else "conditional"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    labels: tuple[str, ...]
+    final: list[LabelAUC]
+    final_mean: float
+    best_mean: float
+    best_checkpoint: Path | None
+    completed: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs the configured stages; rank 0 logs and writes."""
+
+    def __init__(
+        self, config: ExperimentConfig, run: RunDirectory, runtime: Runtime, data: ExperimentData
+    ) -> None:
+        from hmlc.plugins import get_host
+
+        self.config = config
+        self.run = run
+        self.rt = runtime
+        self.data = data
+        self.graph = data.graph
+        self.stages = config.train.resolved_stages()
+        self.spec = get_host().backbone(config.model.backbone)
+        seed_everything(config.seed)
+        from hmlc.models import build_model
+
+        self.model: nn.Module = build_model(
+            self.spec,
+            len(self.graph),
+            multiclass=data.multiclass,
+            pretrained=config.model.pretrained,
+            weights_path=str(config.model.weights) if config.model.weights else None,
+            dropout=config.model.dropout,
+        ).to(runtime.device)
+        if runtime.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._mean = torch.tensor(self.spec.mean, device=runtime.device)
+        self.best_mean = -math.inf
+        self.progress = {"stage": 0, "epoch": 0}  # next stage index, epochs done in it
+        self.history: list[dict[str, Any]] = []
+        self.log = (
+            MetricsLog(run.path / "metrics.csv", run.path / "tensorboard" if config.output.tensorboard else None)
+            if runtime.is_main
+            else None
+        )
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._resume_optimizer: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------- helpers
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        from hmlc.models import to_model_input
+
+        x = to_model_input(x, self.spec)
+        if self.rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _flip(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if not self.config.data.augment:
+            return x
+        flip = torch.rand(x.shape[0], generator=generator) < 0.5
+        if flip.any():
+            x = x.clone()
+            idx = flip.nonzero().squeeze(1).to(x.device)
+            x[idx] = x[idx].flip(-1)
+        return x
+
+    def _loss(self, stage: StageConfig, out: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        from hmlc.chain_rule import masked_bce_with_logits, multiclass_ce, unconditional_bce
+
+        out = out.float()
+        if stage.loss == "unconditional":
+            if self.data.multiclass:
+                w = w * (t != 2)
+                t = (t == 1).float()
+            return unconditional_bce(binary_logits(out, self.data.multiclass), t, w, self.graph, self.config.train.combine)
+        if self.data.multiclass:
+            return multiclass_ce(out, t, w)
+        return masked_bce_with_logits(out, t, w)
+
+    def _stage_weights(self, stage: StageConfig, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        if stage.loss == "conditional" or stage.subset == "conditional":
+            from hmlc.conditional import conditional_mask
+
+            return weights * conditional_mask(self.graph, self.data.train.codes)
+        return weights
+
+    def _sampler(self, stage_index: int, contributes: np.ndarray) -> Any:
+        from hmlc.conditional import ConditionalSubsetSampler
+
+        return ConditionalSubsetSampler(
+            contributes,
+            shuffle=True,
+            seed=self.config.seed * 1000 + stage_index,
+            num_replicas=self.rt.world_size,
+            rank=self.rt.rank,
+        )
+
+    def _generator(self, stage_index: int, epoch: int) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed((self.config.seed * 1_000_003 + stage_index * 10_007 + epoch) % 2**63)
+        return g
+
+    def _metadata(self, stage: StageConfig, val: list[LabelAUC] | None) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "hmlc_version": __version__,
+            "labels": list(self.graph.labels),
+            "hierarchy": self.graph.to_dict(),
+            "hierarchy_name": self.graph.name,
+            "hierarchy_hash": self.graph.content_hash,
+            "backbone": cfg.model.backbone,
+            "num_features": self.spec.num_features,
+            "in_chans": self.spec.in_chans,
+            "normalization": {"mean": list(self.spec.mean), "std": list(self.spec.std)},
+            "image_size": cfg.data.image_size,
+            "preprocessing": {"preprocessor": cfg.data.preprocessor, "params": cfg.data.preprocessor_params},
+            "policy": cfg.policy.model_dump(mode="json"),
+            "multiclass": self.data.multiclass,
+            "stage": stage.name,
+            "output": output_kind(stage),
+            "combine": cfg.train.combine,
+            "dropout": cfg.model.dropout,
+            "validation": None if val is None else {a.label: a.auc for a in val},
+            "validation_mean_auc": None if val is None else mean_auc(val, cfg.evaluation.labels),
+            "config": config_to_dict(cfg),
+        }
+
+    # ---------------------------------------------------------- evaluation
+    def evaluate(self, stage: StageConfig) -> list[LabelAUC] | None:
+        valid = self.data.valid
+        if valid is None or len(valid) == 0:
+            return None
+        self.model.eval()
+        outs = forward_images(
+            self.model, valid.images, self._prepare, self.rt.device,
+            batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
+            autocast=self.rt.autocast,
+        )
+        probs = outputs_to_probabilities(
+            outs, self.graph, output_kind(stage), self.config.train.combine, self.data.multiclass
+        )
+        return per_label_auc(valid.codes, probs.cpu().numpy(), self.graph.labels)
+
+    # ---------------------------------------------------------- checkpoints
+    def _save(self, name: str, stage: StageConfig, val: list[LabelAUC] | None, with_state: bool) -> Path | None:
+        if not self.rt.is_main:
+            return None
+        from hmlc.models.checkpoint import flatten_state, save_checkpoint
+
+        meta = self._metadata(stage, val)
+        extra = None
+        if with_state:
+            meta["progress"] = dict(self.progress)
+            meta["best_mean_auc"] = None if self.best_mean == -math.inf else self.best_mean
+            meta["history"] = self.history
+            extra = {"torch_rng_state": torch.get_rng_state()}
+            if self._optimizer is not None:
+                tensors, opt_meta = flatten_state(self._optimizer.state_dict())
+                extra.update({f"optimizer/{k}": v for k, v in tensors.items()})
+                meta["optimizer"] = opt_meta
+        return save_checkpoint(self.run.checkpoints / name, self.model, meta, extra_state=extra)
+
+    def load_state(self, checkpoint_dir: Path) -> None:
+        """Restore weights, progress, optimizer and RNG from a 'last' checkpoint."""
+        from hmlc.models.checkpoint import load_checkpoint, unflatten_state
+
+        ckpt = load_checkpoint(checkpoint_dir)
+        meta = ckpt.metadata
+        if meta.get("hierarchy_hash") != self.graph.content_hash:
+            raise CheckpointError(f"checkpoint {checkpoint_dir} was trained on another hierarchy; cannot resume")
+        if "progress" not in meta:
+            raise CheckpointError(f"checkpoint {checkpoint_dir} holds no training state; resume from checkpoints/last")
+        self.model.load_state_dict(ckpt.state_dict)
+        self.progress = dict(meta["progress"])
+        self.best_mean = -math.inf if meta.get("best_mean_auc") is None else float(meta["best_mean_auc"])
+        self.history = list(meta.get("history", []))
+        extra = ckpt.extra_state or {}
+        if "torch_rng_state" in extra:
+            torch.set_rng_state(extra["torch_rng_state"].to(torch.uint8).cpu())
+        if "optimizer" in meta:
+            tensors = {k[len("optimizer/"):]: v for k, v in extra.items() if k.startswith("optimizer/")}
+            self._resume_optimizer = unflatten_state(tensors, meta["optimizer"])
+
+    # ------------------------------------------------------------- training
+    def fit(self, stop_after_epochs: int | None = None) -> TrainResult:
+        epochs_run = 0
+        completed = True
+        stage: StageConfig | None = None
+        for si, stage in enumerate(self.stages):
+            if si < self.progress["stage"]:
+                continue
+            start_epoch = self.progress["epoch"] if si == self.progress["stage"] else 0
+            if start_epoch >= stage.epochs:
+                self.progress = {"stage": si + 1, "epoch": 0}
+                continue
+            if stage.train == "head":
+                from hmlc.models import HmlcModel
+
+                assert isinstance(self.model, HmlcModel)
+                self.model.freeze_backbone()
+                params = [p for p in self.model.head.parameters()]
+            else:
+                params = [p for p in self.model.parameters() if p.requires_grad]
+            self._optimizer = torch.optim.Adam(
+                params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay
+            )
+            if self._resume_optimizer is not None and start_epoch > 0:
+                self._optimizer.load_state_dict(self._resume_optimizer)
+            self._resume_optimizer = None
+            features = None
+            if stage.train == "head" and stage.features_once:
+                features = self._features()
+            for epoch in range(start_epoch, stage.epochs):
+                if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                    completed = False
+                    break
+                lr = stage.lr * self.config.train.lr_decay**epoch
+                for group in self._optimizer.param_groups:
+                    group["lr"] = lr
+                t0 = time.perf_counter()
+                loss, n_images = self._train_epoch(si, stage, epoch, features)
+                elapsed = time.perf_counter() - t0
+                val = self.evaluate(stage)
+                val_mean = mean_auc(val, self.config.evaluation.labels) if val else math.nan
+                self.progress = {"stage": si, "epoch": epoch + 1}
+                row = {
+                    "stage": stage.name, "epoch": epoch + 1, "lr": lr, "train_loss": loss,
+                    "images_per_s": n_images * self.rt.world_size / max(elapsed, 1e-9),
+                    "epoch_seconds": elapsed, "val_mean_auc": val_mean,
+                }
+                if val:
+                    row.update({f"val_auc/{a.label}": a.auc for a in val})
+                self.history.append({k: row[k] for k in ("stage", "epoch", "train_loss", "val_mean_auc")})
+                if self.log is not None:
+                    self.log.log(row, step=len(self.history))
+                    self._say(
+                        f"[{stage.name}] epoch {epoch + 1}/{stage.epochs}  loss {loss:.4f}  "
+                        f"val mean AUC {val_mean:.4f}  {row['images_per_s']:.0f} img/s  {elapsed:.1f}s"
+                    )
+                if val and not math.isnan(val_mean) and val_mean > self.best_mean:
+                    self.best_mean = val_mean
+                    self._save("best", stage, val, with_state=False)
+                self._save("last", stage, val, with_state=True)
+                epochs_run += 1
+            if not completed:
+                break
+        if completed:
+            self.progress = {"stage": len(self.stages), "epoch": 0}
+        final_stage = stage or self.stages[-1]
+        final = self.evaluate(final_stage) or []
+        if completed:
+            self._save("last", final_stage, final or None, with_state=True)
+        if self.log is not None:
+            self.log.close()
+        best = self.run.checkpoints / "best"
+        return TrainResult(
+            run_dir=self.run.path,
+            labels=self.graph.labels,
+            final=final,
+            final_mean=mean_auc(final, self.config.evaluation.labels) if final else math.nan,
+            best_mean=self.best_mean,
+            best_checkpoint=best if best.exists() else None,
+            completed=completed,
+            history=self.history,
+        )
+
+    def _say(self, text: str) -> None:
+        if self.rt.is_main:
+            print(text, file=sys.stderr, flush=True)
+
+    def _progress_bar(self, total: int, desc: str) -> Any:
+        from tqdm import tqdm
+
+        enabled = self.config.train.progress and self.rt.is_main and sys.stderr.isatty()
+        return tqdm(total=total, desc=desc, leave=False, disable=not enabled, unit="img", dynamic_ncols=True)
+
+    def _features(self) -> torch.Tensor:
+        """Backbone features of every training image, computed once (frozen backbone)."""
+        self.model.eval()
+        return forward_images(
+            self.model.features, self.data.train.images, self._prepare, self.rt.device,
+            batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
+            autocast=self.rt.autocast,
+        )
+
+    def _train_epoch(
+        self, si: int, stage: StageConfig, epoch: int, features: torch.Tensor | None
+    ) -> tuple[float, int]:
+        from hmlc.conditional import contributing_samples
+
+        cfg = self.config
+        targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
+        weights = self._stage_weights(stage, targets, weights)
+        contributes = (
+            contributing_samples(weights > 0, weights)
+            if stage.subset == "conditional"
+            else np.ones(len(targets), dtype=bool)
+        )
+        if not contributes.any():
+            raise ConfigError(f"stage {stage.name}: no training sample contributes to any label")
+        sampler = self._sampler(si, contributes)
+        sampler.set_epoch(epoch)
+        t_all = torch.from_numpy(targets).to(self.rt.device)
+        w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
+        generator = self._generator(si, epoch)
+        model = self.model
+        train_module: nn.Module = model.head if features is not None else model
+        if self.rt.distributed:
+            train_module = nn.parallel.DistributedDataParallel(
+                train_module, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda" else None
+            )
+        if cfg.train.compile and features is None:
+            train_module = torch.compile(train_module)
+        model.train()
+        if stage.train == "head":
+            model.freeze_backbone()  # keeps frozen BatchNorm statistics fixed
+        total, count, n_images = 0.0, 0, 0
+        bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
+        if features is not None:
+            order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+            batches = [order[i : i + cfg.train.batch_size] for i in range(0, len(order), cfg.train.batch_size)]
+            iterator: Any = ((None, b) for b in batches)
+        else:
+            from hmlc.engine.inference import ImageIndexDataset
+
+            loader = DataLoader(
+                ImageIndexDataset(self.data.train.images), batch_size=cfg.train.batch_size, sampler=sampler,
+                num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
+                persistent_workers=False, drop_last=False,
+            )
+            iterator = ((x, idx) for x, idx in loader)
+        t0 = time.perf_counter()
+        for x, idx in iterator:
+            idx_dev = idx.to(self.rt.device)
+            with self.rt.autocast():
+                if features is not None:
+                    out = train_module(features[idx_dev])
+                    if self.data.multiclass:
+                        out = out.view(out.shape[0], len(self.graph), 3)
+                else:
+                    x = self._flip(x, generator)
+                    out = train_module(self._prepare(x.to(self.rt.device, non_blocking=True)))
+            loss = self._loss(stage, out, t_all[idx_dev], w_all[idx_dev])
+            self._optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            self._optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            n_images += len(idx)
+            bar.update(len(idx))
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        return total / max(count, 1), n_images
+
+
+def train(
+    config: ExperimentConfig,
+    run_dir: Path | None = None,
+    resume: Path | None = None,
+    stop_after_epochs: int | None = None,
+) -> TrainResult:
+    """Train as configured (or continue the run in ``resume``); returns the results."""
+    if resume is not None:
+        resume = Path(resume)
+        cfg_file = resume / "config.yaml"
+        if not cfg_file.is_file():
+            raise CheckpointError(f"--resume {resume}: no config.yaml there; give a run directory made by hmlc train")
+        config = load_config(cfg_file)
+        run = RunDirectory(resume)
+        last = run.checkpoints / "last"
+        if not last.exists():
+            raise CheckpointError(f"--resume {resume}: no checkpoints/last; the run stopped before its first epoch ended")
+    runtime = setup_runtime(
+        config.train.device, config.train.precision, config.train.channels_last,
+        config.train.deterministic, config.train.threads,
+    )
+    try:
+        if resume is None:
+            name = config.output.name or RunDirectory.default_name(config.data.dataset, config.train.method)
+            if runtime.is_main:
+                run = RunDirectory.create(Path(run_dir) if run_dir else config.output.dir, name)
+            else:
+                run = RunDirectory((Path(run_dir) if run_dir else config.output.dir) / name)
+            runtime.barrier()
+        data = prepare_experiment(config)
+        trainer = Trainer(config, run, runtime, data)
+        if resume is not None:
+            trainer.load_state(run.checkpoints / "last")
+        elif runtime.is_main:
+            from hmlc.engine.rundir import atomic_write_text
+
+            atomic_write_text(run.config_file, config_to_yaml(config))
+            write_json(run.path / "closure.json", {"enabled": config.data.closure.enabled, "changed": data.closure_changed})
+            changed = {k: v for k, v in data.closure_changed.items() if v}
+            trainer._say(
+                f"run directory: {run.path}\n"
+                f"data: {len(data.train)} training images, {len(data.valid) if data.valid else 0} validation images, "
+                f"{len(data.graph)} labels; closure changed "
+                + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
+            )
+        result = trainer.fit(stop_after_epochs)
+        if runtime.is_main:
+            write_json(
+                run.path / "results.json",
+                {
+                    "completed": result.completed,
+                    "labels": list(result.labels),
+                    "final": {a.label: {"auc": a.auc, "n_pos": a.n_pos, "n_neg": a.n_neg} for a in result.final},
+                    "final_mean_auc": result.final_mean,
+                    "best_mean_auc": None if result.best_mean == -math.inf else result.best_mean,
+                    "history": result.history,
+                },
+            )
+        return result
+    finally:
+        teardown_runtime(runtime)

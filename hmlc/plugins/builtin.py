@@ -1,0 +1,43 @@
+"""hmlc's own components, registered exactly as a third-party plugin would.
+
+Imports happen inside the hooks so that ``import hmlc`` stays light.
+"""
+
+from __future__ import annotations
+
+from hmlc.plugins.hookspecs import Register, hookimpl
+
+
+@hookimpl
+def hmlc_register_hierarchies(register: Register) -> None:
+    from hmlc.data.synthetic import register_builtin_hierarchies
+
+    register_builtin_hierarchies(register)
+
+
+@hookimpl
+def hmlc_register_datasets(register: Register) -> None:
+    from hmlc.data.datasets import register_builtin_datasets
+
+    register_builtin_datasets(register)
+
+
+@hookimpl
+def hmlc_register_backbones(register: Register) -> None:
+    from hmlc.models import register_builtin_backbones
+
+    register_builtin_backbones(register)
+
+
+@hookimpl
+def hmlc_register_uncertainty_policies(register: Register) -> None:
+    from hmlc.policies import register_builtin_policies
+
+    register_builtin_policies(register)
+
+
+@hookimpl
+def hmlc_register_presets(register: Register) -> None:
+    from hmlc.config.presets import register_builtin_presets
+
+    register_builtin_presets(register)

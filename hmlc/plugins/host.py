@@ -1,0 +1,177 @@
+"""`PluginHost`: the typed facade core code uses instead of ``pm.hook.*``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from hmlc.errors import HmlcError, PluginError
+from hmlc.plugins.manager import PluginRecord, get_plugin_manager
+from hmlc.plugins.registry import KINDS, Registry, describe
+
+if TYPE_CHECKING:
+    from hmlc.data.datasets import DatasetReader
+    from hmlc.hierarchy import LabelGraph
+    from hmlc.models import BackboneSpec
+    from hmlc.policies import UncertaintyPolicy
+
+__all__ = ["PluginHost", "get_host", "reset_host"]
+
+
+class PluginHost:
+    """One method per hook kind; registries are filled on first use."""
+
+    def __init__(self, pm: pluggy.PluginManager, records: dict[str, PluginRecord]) -> None:
+        self.pm = pm
+        self.records = records
+        self._registries: dict[str, Registry[Any]] = {}
+        self._hierarchy_cache: dict[str, LabelGraph] = {}
+
+    # ----------------------------------------------------------- registries
+    def registry(self, kind: str) -> Registry[Any]:
+        """The filled registry of ``kind`` (one of :data:`KINDS`)."""
+        if kind not in KINDS:
+            raise PluginError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
+        if kind not in self._registries:
+            self._registries[kind] = self._fill(kind)
+        return self._registries[kind]
+
+    def _fill(self, kind: str) -> Registry[Any]:
+        hook_name = KINDS[kind][0]
+        registry: Registry[Any] = Registry(kind)
+        caller = getattr(self.pm.hook, hook_name)
+        # Call each implementation with its own register callback so every
+        # entry is attributed to the plugin that made it.
+        for impl in reversed(caller.get_hookimpls()):
+            plugin = impl.plugin_name
+
+            def register(name: str, obj: Any, _plugin: str = plugin) -> None:
+                registry.add(name, obj, _plugin)
+
+            try:
+                impl.function(register=register)
+            except HmlcError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - third-party hook code
+                raise PluginError(
+                    f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}: {exc}; "
+                    f"update the plugin or disable it with HMLC_DISABLED_PLUGINS={plugin}"
+                ) from None
+        return registry
+
+    # ------------------------------------------------------------ accessors
+    def hierarchy(self, name_or_path: str | Path) -> LabelGraph:
+        """A registered hierarchy by name, else a hierarchy file (YAML/JSON/.py)."""
+        from hmlc.hierarchy import load_hierarchy
+
+        key = str(name_or_path)
+        if key in self._hierarchy_cache:
+            return self._hierarchy_cache[key]
+        registry = self.registry("hierarchies")
+        if key in registry:
+            graph = load_hierarchy(registry.get(key), name=key)
+            if graph.name != key:
+                from hmlc.hierarchy import LabelGraph
+
+                graph = LabelGraph(graph.labels, graph.edges, name=key)
+        elif Path(key).suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") or Path(key).exists():
+            graph = load_hierarchy(key)
+        else:
+            raise PluginError(registry.unknown_message(key) + "; or give a hierarchy file path")
+        self._hierarchy_cache[key] = graph
+        return graph
+
+    def dataset(self, name: str) -> DatasetReader:
+        return self.registry("datasets").get(name)
+
+    def backbone(self, name: str) -> BackboneSpec:
+        """A registered backbone, or ``timm:NAME`` / ``torchvision:NAME`` resolved generically."""
+        registry = self.registry("backbones")
+        if name in registry:
+            return registry.get(name)
+        if name.startswith(("timm:", "torchvision:")):
+            from hmlc.models import generic_backbone_spec
+
+            return generic_backbone_spec(name)
+        raise PluginError(registry.unknown_message(name) + "; or use timm:NAME / torchvision:NAME")
+
+    def policy(self, name: str, **params: Any) -> UncertaintyPolicy:
+        factory = self.registry("policies").get(name)
+        try:
+            return factory(**params)
+        except TypeError as exc:
+            raise PluginError(f"uncertainty policy {name!r} does not accept parameters {params}: {exc}") from None
+
+    def preprocessor(self, name: str, **params: Any) -> Any:
+        factory = self.registry("preprocessors").get(name)
+        try:
+            return factory(**params)
+        except TypeError as exc:
+            raise PluginError(f"preprocessor {name!r} does not accept parameters {params}: {exc}") from None
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """A preset as a configuration dict (YAML files are read here)."""
+        from hmlc.config import read_config_file
+
+        preset = self.registry("presets").get(name)
+        if isinstance(preset, (str, Path)):
+            preset = read_config_file(Path(preset))
+        if callable(preset):
+            preset = preset()
+        if not isinstance(preset, dict):
+            raise PluginError(f"preset {name!r} is a {type(preset).__name__}, not a configuration dict")
+        # "description" is for listings only, not a configuration key.
+        return {k: v for k, v in preset.items() if k != "description"}
+
+    def label_map(self, name: str) -> dict[str, Any]:
+        return self.registry("label_maps").get(name)
+
+    # ------------------------------------------------------------- listings
+    def plugins_info(self) -> list[dict[str, Any]]:
+        """One dict per plugin: name, version, distribution, hooks, registers."""
+        registers: dict[str, dict[str, list[str]]] = {name: {} for name in self.records}
+        for kind in KINDS:
+            for plugin, names in self.registry(kind).by_plugin().items():
+                registers.setdefault(plugin, {})[kind] = names
+        return [
+            {
+                "name": rec.name,
+                "version": rec.version,
+                "distribution": rec.distribution,
+                "hooks": rec.hooks,
+                "registers": registers.get(rec.name, {}),
+            }
+            for rec in self.records.values()
+        ]
+
+    def listing(self, kind: str, pattern: str | None = None) -> list[dict[str, str]]:
+        registry = self.registry(kind)
+        return [
+            {"name": e.name, "plugin": e.plugin, "description": describe(e.obj)}
+            for e in registry.entries()
+            if pattern is None or e.name in registry.names(pattern)
+        ]
+
+
+_host: PluginHost | None = None
+_lock = threading.Lock()
+
+
+def get_host() -> PluginHost:
+    """The process-wide host, built on first call (not at import time)."""
+    global _host
+    with _lock:
+        if _host is None:
+            pm, records = get_plugin_manager()
+            _host = PluginHost(pm, records)
+        return _host
+
+
+def reset_host() -> None:
+    """Forget the process-wide host (tests, or after installing a plugin)."""
+    global _host
+    with _lock:
+        _host = None

@@ -1,0 +1,123 @@
+"""Building the plugin manager: specs, the built-in plugin, installed plugins.
+
+Nothing is loaded at import time: :func:`get_plugin_manager` does the work
+when a command first needs a registry.
+
+Environment variables:
+
+* ``HMLC_LOAD_PLUGINS``: comma-separated plugin (entry-point or distribution)
+  names; when set, only these installed plugins load (empty: none).
+* ``HMLC_DISABLED_PLUGINS``: comma-separated names that never load
+  (``hmlc`` disables nothing: the built-in plugin always loads).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+
+import pluggy
+
+from hmlc.errors import PluginError
+from hmlc.plugins import hookspecs
+
+__all__ = ["get_plugin_manager", "PluginRecord", "ENTRY_POINT_GROUP", "BUILTIN_PLUGIN"]
+
+ENTRY_POINT_GROUP = "hmlc"
+BUILTIN_PLUGIN = "hmlc"
+
+
+@dataclass
+class PluginRecord:
+    """What ``hmlc plugins`` reports about one loaded plugin."""
+
+    name: str
+    version: str
+    distribution: str
+    hooks: list[str] = field(default_factory=list)
+
+
+def _names(var: str) -> set[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def get_plugin_manager(load_installed: bool = True) -> tuple[pluggy.PluginManager, dict[str, PluginRecord]]:
+    """A plugin manager with the specs, the built-in plugin and installed plugins.
+
+    Returns the manager and, per plugin name, its :class:`PluginRecord`.
+    """
+    from hmlc import __version__
+    from hmlc.plugins import builtin
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(builtin, name=BUILTIN_PLUGIN)
+    records = {BUILTIN_PLUGIN: PluginRecord(BUILTIN_PLUGIN, __version__, "hmlc")}
+    if load_installed:
+        _load_entry_points(pm, records)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {exc.plugin_name!r} implements a hook hmlc does not know: {exc}; "
+            "check the hook name (see `hmlc plugins` and docs/hooks.md)"
+        ) from None
+    for name, record in records.items():
+        plugin = pm.get_plugin(name)
+        record.hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
+    return pm, records
+
+
+def _load_entry_points(pm: pluggy.PluginManager, records: dict[str, PluginRecord]) -> None:
+    only = _names("HMLC_LOAD_PLUGINS")
+    disabled = _names("HMLC_DISABLED_PLUGINS") or set()
+    only_c = {_canonical(n) for n in only} if only is not None else None
+    disabled_c = {_canonical(n) for n in disabled}
+    seen_dists: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["name"] or "?"
+        if _canonical(dist_name) in seen_dists:
+            continue  # the same distribution visible twice on sys.path
+        eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if not eps:
+            continue
+        seen_dists.add(_canonical(dist_name))
+        for ep in eps:
+            keys = {_canonical(ep.name), _canonical(dist_name)}
+            if keys & disabled_c:
+                continue
+            if only_c is not None and not keys & only_c:
+                continue
+            if ep.name == BUILTIN_PLUGIN:
+                raise PluginError(
+                    f"distribution {dist_name!r} registers a plugin named {BUILTIN_PLUGIN!r}, "
+                    "which is reserved for hmlc's built-in plugin; rename its entry point"
+                )
+            if pm.has_plugin(ep.name):
+                other = records[ep.name].distribution
+                raise PluginError(
+                    f"plugin name {ep.name!r} is used by both distribution {other!r} and {dist_name!r}; "
+                    f"uninstall one or disable it with HMLC_DISABLED_PLUGINS={ep.name}"
+                )
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # noqa: BLE001 - third-party import errors of any kind
+                raise PluginError(
+                    f"plugin {ep.name!r} (distribution {dist_name}) failed to load: "
+                    f"{type(exc).__name__}: {exc}; reinstall it or disable it with HMLC_DISABLED_PLUGINS={ep.name}"
+                ) from None
+            try:
+                pm.register(plugin, name=ep.name)
+            except ValueError as exc:
+                raise PluginError(f"plugin {ep.name!r} (distribution {dist_name}) cannot register: {exc}") from None
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(f"plugin {ep.name!r} (distribution {dist_name}) is invalid: {exc}") from None
+            records[ep.name] = PluginRecord(ep.name, dist.version or "?", dist_name)

@@ -1,0 +1,103 @@
+"""Named registries filled by plugins through ``register`` callbacks."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from hmlc.errors import PluginError
+
+__all__ = ["Registry", "RegistryEntry", "KINDS"]
+
+T = TypeVar("T")
+
+#: kind name -> (hook name, singular noun used in messages)
+KINDS: dict[str, tuple[str, str]] = {
+    "hierarchies": ("hmlc_register_hierarchies", "hierarchy"),
+    "datasets": ("hmlc_register_datasets", "dataset"),
+    "backbones": ("hmlc_register_backbones", "backbone"),
+    "policies": ("hmlc_register_uncertainty_policies", "uncertainty policy"),
+    "preprocessors": ("hmlc_register_preprocessors", "preprocessor"),
+    "presets": ("hmlc_register_presets", "preset"),
+    "label_maps": ("hmlc_register_label_maps", "label map"),
+}
+
+
+@dataclass(frozen=True)
+class RegistryEntry(Generic[T]):
+    name: str
+    obj: T
+    plugin: str
+
+
+class Registry(Generic[T]):
+    """Name -> object, remembering which plugin registered each name.
+
+    A second registration of a name is an error naming both plugins; looking
+    up an unknown name is an error listing the known names.
+    """
+
+    def __init__(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown registry kind {kind!r}")
+        self.kind = kind
+        self.singular = KINDS[kind][1]
+        self._entries: dict[str, RegistryEntry[T]] = {}
+
+    def add(self, name: str, obj: T, plugin: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise PluginError(f"plugin {plugin!r} registered a {self.singular} with an invalid name {name!r}")
+        if name in self._entries:
+            first = self._entries[name].plugin
+            raise PluginError(
+                f"{self.singular} {name!r} is registered by both plugin {first!r} and plugin {plugin!r}; "
+                f"uninstall one or disable it with HMLC_DISABLED_PLUGINS={plugin}"
+            )
+        self._entries[name] = RegistryEntry(name, obj, plugin)
+
+    def entry(self, name: str) -> RegistryEntry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise PluginError(self.unknown_message(name)) from None
+
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def unknown_message(self, name: str) -> str:
+        known = ", ".join(sorted(self._entries)) or "none"
+        return (
+            f"unknown {self.singular} {name!r}; available: {known} "
+            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed)"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Registered names, sorted, optionally filtered by a shell-style wildcard."""
+        names = sorted(self._entries)
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        return names
+
+    def entries(self) -> list[RegistryEntry[T]]:
+        return [self._entries[n] for n in self.names()]
+
+    def by_plugin(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for entry in self.entries():
+            out.setdefault(entry.plugin, []).append(entry.name)
+        return out
+
+
+def describe(obj: Any) -> str:
+    """A one-line description of a registered object, for listings."""
+    text = getattr(obj, "description", None) or getattr(obj, "__doc__", None) or ""
+    if isinstance(obj, dict):
+        text = obj.get("description", "")
+    return str(text).strip().splitlines()[0] if str(text).strip() else ""

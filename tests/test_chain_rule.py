@@ -1,0 +1,252 @@
+"""Chain-rule probabilities, their coherence, and the log-space losses."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from hmlc.chain_rule import (
+    COMBINE_RULES,
+    ChainRule,
+    chain_rule,
+    log1mexp,
+    log_chain_rule,
+    masked_bce_with_logits,
+    multiclass_ce,
+    register_builtin_combine_rules,
+    unconditional_bce,
+)
+from hmlc.errors import ConfigError
+from hmlc.hierarchy import LabelGraph
+
+EXTREMES = [-100.0, -30.0, -1.0, 0.0, 1.0, 30.0, 100.0]
+
+
+@st.composite
+def dags(draw: st.DrawFn, max_labels: int = 7) -> LabelGraph:
+    """Random DAGs: edges (i, j) with i < j, labels listed in a shuffled output order."""
+    k = draw(st.integers(1, max_labels))
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    edges = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs))) if pairs else []
+    order = draw(st.permutations(range(k)))
+    return LabelGraph([f"n{i}" for i in order], [(f"n{i}", f"n{j}") for i, j in edges])
+
+
+def logits_for(data: st.DataObject, graph: LabelGraph, extremes: bool = True) -> torch.Tensor:
+    elements = st.floats(-20, 20, width=32)
+    if extremes:
+        elements = st.one_of(st.sampled_from(EXTREMES), elements)
+    rows = data.draw(st.integers(1, 6))
+    return torch.from_numpy(data.draw(arrays(np.float32, (rows, len(graph)), elements=elements)))
+
+
+def naive_probabilities(logits: torch.Tensor, graph: LabelGraph, combine: str) -> torch.Tensor:
+    """Float64 reference: walk the labels in topological order, one column at a time."""
+    cond = torch.sigmoid(logits.double())
+    p: dict[str, torch.Tensor] = {}
+    for label in graph.topological_order:
+        parents = [p[q] for q in graph.parents(label)]
+        if not parents:
+            prior = torch.ones_like(cond[:, 0])
+        elif combine == "product":
+            prior = torch.stack(parents).prod(0)
+        else:
+            prior = torch.stack(parents).min(0).values
+        p[label] = cond[:, graph.index(label)] * prior
+    return torch.stack([p[label] for label in graph.labels], dim=1)
+
+
+DIAMOND = LabelGraph(["a", "b", "c", "d"], [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), combine=st.sampled_from(["product", "min"]))
+def test_coherent_on_random_dags(data: st.DataObject, combine: str) -> None:
+    graph = data.draw(dags())
+    logits = logits_for(data, graph)
+    p = chain_rule(logits, graph, combine)
+    log_p, log_1mp = log_chain_rule(logits, graph, combine)
+    assert p.dtype == torch.float32 and p.shape == logits.shape
+    assert torch.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+    assert torch.isfinite(log_p).all() and torch.isfinite(log_1mp).all()
+    for parent, child in graph.edge_indices:
+        assert (p[:, child] <= p[:, parent]).all()
+        assert (log_p[:, child] <= log_p[:, parent]).all()
+        assert (log_1mp[:, child] >= log_1mp[:, parent]).all()
+    for root in graph.roots:
+        k = graph.index(root)
+        torch.testing.assert_close(p[:, k], torch.sigmoid(logits[:, k]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), combine=st.sampled_from(["product", "min"]))
+def test_matches_float64_reference(data: st.DataObject, combine: str) -> None:
+    graph = data.draw(dags())
+    logits = logits_for(data, graph, extremes=False).double()
+    reference = naive_probabilities(logits, graph, combine)
+    log_p, log_1mp = log_chain_rule(logits, graph, combine)
+    torch.testing.assert_close(chain_rule(logits, graph, combine), reference)
+    torch.testing.assert_close(log_p.exp(), reference)
+    torch.testing.assert_close(-torch.expm1(log_1mp), reference)
+
+
+def test_chain_is_the_product_of_sigmoids() -> None:
+    graph = LabelGraph(["c", "a", "b"], [("a", "b"), ("b", "c")])  # output order differs from the chain
+    logits = torch.randn(8, 3, dtype=torch.float64) * 3
+    s = torch.sigmoid(logits)
+    a, b, c = graph.index("a"), graph.index("b"), graph.index("c")
+    expected = torch.empty_like(s)
+    expected[:, a] = s[:, a]
+    expected[:, b] = s[:, a] * s[:, b]
+    expected[:, c] = s[:, a] * s[:, b] * s[:, c]
+    for combine in ("product", "min"):  # one parent each: both rules agree
+        torch.testing.assert_close(chain_rule(logits, graph, combine), expected)
+
+
+def test_two_parent_rules() -> None:
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0], [-2.0, 4.0, -0.5, -3.0]], dtype=torch.float64)
+    s = torch.sigmoid(logits)
+    pb, pc = s[:, 0] * s[:, 1], s[:, 0] * s[:, 2]
+    p_min = chain_rule(logits, DIAMOND, "min")
+    p_prod = chain_rule(logits, DIAMOND, "product")
+    torch.testing.assert_close(p_min[:, 3], s[:, 3] * torch.minimum(pb, pc))
+    torch.testing.assert_close(p_prod[:, 3], s[:, 3] * pb * pc)
+    assert (p_prod[:, 3] <= p_min[:, 3]).all()
+
+
+def naive_bce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, graph: LabelGraph, combine: str):
+    p = naive_probabilities(logits, graph, combine)
+    t, w = targets.double(), weights.double()
+    loss = -(t * torch.log(p) + (1 - t) * torch.log1p(-p))
+    return (w * loss).sum() / w.sum()
+
+
+@pytest.mark.parametrize("combine", ["product", "min"])
+def test_unconditional_bce_matches_naive_float64(combine: str) -> None:
+    torch.manual_seed(0)
+    logits = (torch.randn(16, 4) * 3).requires_grad_()
+    targets = torch.rand(16, 4)  # soft targets, as LSR produces
+    weights = (torch.rand(16, 4) > 0.3).float()
+    loss = unconditional_bce(logits, targets, weights, DIAMOND, combine)
+    loss.backward()
+    reference_logits = logits.detach().double().requires_grad_()
+    reference = naive_bce(reference_logits, targets, weights, DIAMOND, combine)
+    reference.backward()
+    torch.testing.assert_close(loss.double(), reference, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits.grad.double(), reference_logits.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("combine", ["product", "min"])
+@pytest.mark.parametrize("value", [100.0, -100.0])
+@pytest.mark.parametrize("target", [0.0, 1.0])
+def test_loss_finite_at_extreme_logits(combine: str, value: float, target: float) -> None:
+    logits = torch.full((3, 4), value)
+    logits[1, ::2] = -value  # mixed signs along the paths
+    logits.requires_grad_()
+    loss = unconditional_bce(logits, torch.full((3, 4), target), torch.ones(3, 4), DIAMOND, combine)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    # a confident wrong prediction costs about |logit| per path step; never inf
+    assert loss.item() < 1e3
+
+
+def test_log_one_minus_p_stays_exact_near_one() -> None:
+    # p(d) = 1 - ~3e-44 in float32: log(1 - p) must still be about -99, not -inf.
+    log_p, log_1mp = log_chain_rule(torch.full((1, 4), 100.0), DIAMOND, "product")
+    assert torch.isfinite(log_1mp).all()
+    assert -101 < log_1mp[0, 3] < -97
+
+
+def test_log1mexp_matches_float64() -> None:
+    x = -torch.logspace(-30, 2.5, 200, dtype=torch.float64)
+    reference = torch.log(-torch.expm1(x))
+    torch.testing.assert_close(log1mexp(x), reference)
+    torch.testing.assert_close(log1mexp(x.float()), reference.float(), rtol=1e-5, atol=1e-6)
+
+
+def test_masked_bce_reduction() -> None:
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 3.0]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0], [0.3, 1.0]])
+    weights = torch.tensor([[1.0, 0.0], [2.0, 0.5]])
+    per = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    expected = (per * weights).sum() / weights.sum()
+    torch.testing.assert_close(masked_bce_with_logits(logits, targets, weights), expected)
+    zero = masked_bce_with_logits(logits, targets, torch.zeros(2, 2))
+    zero.backward()
+    assert zero.item() == 0.0 and (logits.grad == 0).all()
+
+
+def test_multiclass_ce_reduction() -> None:
+    torch.manual_seed(1)
+    logits3 = torch.randn(4, 2, 3)
+    targets = torch.tensor([[0.0, 1.0], [2.0, 0.0], [1.0, 2.0], [0.0, 0.0]])
+    weights = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    log_soft = torch.log_softmax(logits3, -1)
+    per = -log_soft.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(multiclass_ce(logits3, targets, weights), (per * weights).sum() / weights.sum())
+
+
+def test_module_equals_function_and_traces_and_scripts() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(5, 4) * 5
+    for combine in ("product", "min"):
+        module = ChainRule(DIAMOND, combine)
+        assert module.state_dict() == {}  # structure comes from the graph, not from checkpoints
+        expected = chain_rule(logits, DIAMOND, combine)
+        torch.testing.assert_close(module(logits), expected, rtol=0, atol=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript deprecation notices
+            traced = torch.jit.trace(module, logits)
+            scripted = torch.jit.script(module)
+        other = torch.randn(7, 4) * 5  # a different batch size than the one traced
+        torch.testing.assert_close(traced(other), module(other))
+        torch.testing.assert_close(scripted(other), module(other))
+        torch.testing.assert_close(scripted.log_forward(other)[0], log_chain_rule(other, DIAMOND, combine)[0])
+
+
+def test_graph_without_edges_is_plain_sigmoid() -> None:
+    graph = LabelGraph(["x", "y", "z"])
+    logits = torch.randn(3, 3)
+    torch.testing.assert_close(chain_rule(logits, graph), torch.sigmoid(logits))
+
+
+def test_half_precision_is_computed_in_float32() -> None:
+    logits = (torch.randn(4, 4) * 8).half()
+    p = chain_rule(logits, DIAMOND)
+    assert p.dtype == torch.float32
+    torch.testing.assert_close(p, chain_rule(logits.float(), DIAMOND))
+
+
+def test_combine_rules_are_pluggable() -> None:
+    registered: dict[str, object] = {}
+    register_builtin_combine_rules(lambda name, rule: registered.__setitem__(name, rule))
+    assert registered == COMBINE_RULES and set(registered) == {"product", "min"}
+    logits = torch.randn(3, 4)
+    # a rule may be passed directly, as a plugin host resolving names would
+    torch.testing.assert_close(chain_rule(logits, DIAMOND, COMBINE_RULES["min"]), chain_rule(logits, DIAMOND, "min"))
+
+
+def test_errors() -> None:
+    with pytest.raises(ConfigError, match="'product', 'min'"):
+        chain_rule(torch.zeros(1, 4), DIAMOND, "max")
+    with pytest.raises(ConfigError, match="'product', 'min'"):
+        ChainRule(DIAMOND, "mean")
+    with pytest.raises(ConfigError, match="3 columns but the hierarchy has 4 labels"):
+        chain_rule(torch.zeros(2, 3), DIAMOND)
+
+
+def test_coherence_holds_even_for_an_incoherent_custom_rule() -> None:
+    def max_rule(log_p: torch.Tensor, log_1mp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return log_p.amax(-1), log_1mp.amin(-1)  # optimistic: ignores the weaker parent
+
+    logits = torch.tensor([[5.0, 5.0, -5.0, 5.0], [0.0, 9.0, -9.0, 9.0]])
+    p = chain_rule(logits, DIAMOND, max_rule)
+    for parent, child in DIAMOND.edge_indices:
+        assert (p[:, child] <= p[:, parent]).all()
+    torch.testing.assert_close(p[:, 3], p[:, 2])  # clamped to the weaker parent c
