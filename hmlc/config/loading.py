@@ -59,6 +59,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # not YAML: take the text as it is
+    if isinstance(value, str):
+        # YAML 1.1 reads 1e-4 as a string; a number is what anyone typing it means.
+        try:
+            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+        except ValueError:
+            pass
     return parts, value
 
 

@@ -170,7 +170,6 @@ class EvaluationConfig(_Section):
     """What the end-of-training evaluation reports."""
 
     labels: list[str] | None = Field(None, description="Labels in the mean AUC (default: every label with both classes).")
-    bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for AUC confidence intervals (0: none).")
     batch_size: int = Field(128, ge=1, description="Images per inference step.")
 
 

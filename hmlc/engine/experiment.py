@@ -118,6 +118,11 @@ def prepare_experiment(config: ExperimentConfig, with_valid: bool = True) -> Exp
         v = _load_split(reader, config.data.eval_split, config, graph, root)
         # Evaluation labels are scored as given: closure is a training-time step.
         valid = PreparedSplit(v.table, v.images, v.table.codes())
+    if config.data.preprocessor:
+        fn = host.preprocessor(config.data.preprocessor, **config.data.preprocessor_params)
+        train.images = PreprocessedImages(train.images, fn)
+        if valid is not None:
+            valid.images = PreprocessedImages(valid.images, fn)
     blank = config.data.blank or getattr(reader, "default_blank", "negative")
     return ExperimentData(graph, train, valid, policies, multiclass, blank, changed)
 
@@ -134,3 +139,17 @@ class _SubsetImages:
 
     def read(self, i: int) -> np.ndarray:
         return self.source.read(int(self.indices[i]))
+
+
+class PreprocessedImages:
+    """Another image source with a preprocessor applied to every image it reads."""
+
+    def __init__(self, source: Any, fn: Any) -> None:
+        self.source = source
+        self.fn = fn
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def read(self, i: int) -> np.ndarray:
+        return self.fn(self.source.read(i))

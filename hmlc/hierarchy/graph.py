@@ -44,8 +44,15 @@ class LabelGraph:
         name: str | None = None,
     ) -> None:
         labels = list(labels)
-        edges = [tuple(e) for e in edges]
         where = f"hierarchy {name!r}" if name else "hierarchy"
+        checked = []
+        for e in edges:
+            if isinstance(e, (str, bytes)) or not isinstance(e, (list, tuple)) or len(e) != 2:
+                raise HierarchyError(f"{where}: edge {e!r} is not a [parent, child] pair")
+            if not all(isinstance(end, str) for end in e):
+                raise HierarchyError(f"{where}: edge {list(e)!r} must name two labels (strings)")
+            checked.append(tuple(e))
+        edges = checked
         if not labels:
             raise HierarchyError(f"{where} has no labels; give at least one label")
         seen: set[str] = set()
@@ -57,10 +64,7 @@ class LabelGraph:
             seen.add(label)
         unique_edges: list[tuple[str, str]] = []
         edge_set: set[tuple[str, str]] = set()
-        for edge in edges:
-            if len(edge) != 2:
-                raise HierarchyError(f"{where}: edge {list(edge)!r} is not a [parent, child] pair")
-            parent, child = edge
+        for parent, child in edges:
             for end in (parent, child):
                 if end not in seen:
                     raise HierarchyError(

@@ -51,8 +51,8 @@ def graph_from_data(data: Any, name: str | None = None, where: str = "hierarchy"
             if not isinstance(edges, list):
                 raise HierarchyError(f"{where}: 'edges' must be a list of [parent, child] pairs")
             for e in edges:
-                if not isinstance(e, (list, tuple)):
-                    raise HierarchyError(f"{where}: edge {e!r} is not a [parent, child] pair")
+                if not isinstance(e, (list, tuple)) or len(e) != 2 or not all(isinstance(x, str) for x in e):
+                    raise HierarchyError(f"{where}: edge {e!r} is not a [parent, child] pair of label names")
             labels = data.get("labels")
             if labels is None:
                 labels = _first_appearance(x for e in edges for x in e)
@@ -119,7 +119,7 @@ def _from_nodes(nodes: Any, labels: list[str] | None, name: str | None, where: s
         missing = [l for l in order if l not in set(labels)]
         if missing:
             raise HierarchyError(f"{where}: 'labels' misses {missing[:5]}; list every label of the tree")
-        order = dict.fromkeys(labels)
+        return LabelGraph(labels, edges, name=name)
     return LabelGraph(list(order), edges, name=name)
 
 
@@ -139,12 +139,23 @@ def _load_python(spec: str) -> Any:
         modname, _, attr = spec.partition(":")
         try:
             module = importlib.import_module(modname)
-        except ImportError as exc:
-            raise HierarchyError(f"cannot import {modname!r} for hierarchy {spec!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - user code; report it on one line
+            raise HierarchyError(
+                f"cannot import {modname!r} for hierarchy {spec!r}: {type(exc).__name__}: {exc}"
+            ) from None
     if not hasattr(module, attr):
         raise HierarchyError(f"{spec}: defines no {attr!r}; define it as a LabelGraph or a dict")
     obj = getattr(module, attr)
-    return obj() if callable(obj) and not isinstance(obj, LabelGraph) else obj
+    return _call(obj, spec) if callable(obj) and not isinstance(obj, LabelGraph) else obj
+
+
+def _call(fn: Callable[[], Any], where: Any) -> Any:
+    try:
+        return fn()
+    except HierarchyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user or plugin code; report it on one line
+        raise HierarchyError(f"hierarchy source {where!r} failed: {type(exc).__name__}: {exc}") from None
 
 
 def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGraph:
@@ -154,7 +165,7 @@ def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGra
     if isinstance(source, dict):
         return graph_from_data(source, name=name)
     if callable(source) and not isinstance(source, (str, Path)):
-        return graph_from_data(source(), name=name)
+        return graph_from_data(_call(source, name or getattr(source, "__name__", source)), name=name)
     text = str(source)
     path = Path(text)
     suffix = path.suffix.lower()

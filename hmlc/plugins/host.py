@@ -45,7 +45,9 @@ class PluginHost:
         caller = getattr(self.pm.hook, hook_name)
         # Call each implementation with its own register callback so every
         # entry is attributed to the plugin that made it.
-        for impl in reversed(caller.get_hookimpls()):
+        # Registration order: the built-in plugin first, then installed plugins.
+        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name != "hmlc")
+        for impl in impls:
             plugin = impl.plugin_name
 
             def register(name: str, obj: Any, _plugin: str = plugin) -> None:
@@ -70,6 +72,11 @@ class PluginHost:
         key = str(name_or_path)
         if key in self._hierarchy_cache:
             return self._hierarchy_cache[key]
+        path = Path(key)
+        if path.suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") and path.is_file():
+            graph = load_hierarchy(key)  # a file: no need to load every plugin's hierarchies
+            self._hierarchy_cache[key] = graph
+            return graph
         registry = self.registry("hierarchies")
         if key in registry:
             graph = load_hierarchy(registry.get(key), name=key)

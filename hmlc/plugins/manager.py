@@ -66,8 +66,9 @@ def get_plugin_manager(load_installed: bool = True) -> tuple[pluggy.PluginManage
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
         raise PluginError(
-            f"plugin {exc.plugin_name!r} implements a hook hmlc does not know: {exc}; "
+            f"plugin {name!r} implements a hook hmlc does not know: {exc}; "
             "check the hook name (see `hmlc plugins` and docs/hooks.md)"
         ) from None
     for name, record in records.items():

@@ -50,9 +50,10 @@ class Registry(Generic[T]):
             raise PluginError(f"plugin {plugin!r} registered a {self.singular} with an invalid name {name!r}")
         if name in self._entries:
             first = self._entries[name].plugin
+            culprit = plugin if first == "hmlc" else first
             raise PluginError(
                 f"{self.singular} {name!r} is registered by both plugin {first!r} and plugin {plugin!r}; "
-                f"uninstall one or disable it with HMLC_DISABLED_PLUGINS={plugin}"
+                f"uninstall one or disable it with HMLC_DISABLED_PLUGINS={culprit}"
             )
         self._entries[name] = RegistryEntry(name, obj, plugin)
 
@@ -97,7 +98,18 @@ class Registry(Generic[T]):
 
 def describe(obj: Any) -> str:
     """A one-line description of a registered object, for listings."""
-    text = getattr(obj, "description", None) or getattr(obj, "__doc__", None) or ""
-    if isinstance(obj, dict):
+    import inspect
+    from pathlib import Path
+
+    if isinstance(obj, (str, Path)):
+        text = f"from {obj}"
+    elif isinstance(obj, dict):
         text = obj.get("description", "")
-    return str(text).strip().splitlines()[0] if str(text).strip() else ""
+    else:
+        text = getattr(obj, "description", None) or ""
+        if not text and (inspect.isfunction(obj) or inspect.isclass(obj)):
+            text = inspect.getdoc(obj) or ""
+        if not text and hasattr(obj, "labels") and hasattr(obj, "edges"):
+            text = f"{len(obj.labels)} labels, {len(obj.edges)} edges"
+    text = str(text).strip()
+    return text.splitlines()[0] if text else ""
