@@ -1,0 +1,247 @@
+"""Dataset readers: turn a dataset on disk (or in memory) into label tables and images.
+
+A reader is registered under a name by a plugin's ``hmlc_register_datasets``
+hook; ``load`` returns one split as a :class:`DatasetSplit`. Readers are
+stateless: everything ``load`` needs arrives as arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hmlc.data.images import FileImageSource, ImageSource, missing_files
+from hmlc.data.table import LabelTable, read_label_csv
+from hmlc.errors import ConfigError, DataError
+
+__all__ = [
+    "DatasetSplit",
+    "DatasetReader",
+    "CsvDataset",
+    "register_builtin_datasets",
+    "dataset_folder",
+    "resolve_image_paths",
+    "patients_and_studies",
+]
+
+_VIEW_COLUMN = "Frontal/Lateral"
+_PATIENT = re.compile(r"(patient\d+)")
+_STUDY = re.compile(r"^(.*?study\d+)(?:/|$)")
+
+
+@dataclass
+class DatasetSplit:
+    """One split of a dataset: the label table and its images, row for row."""
+
+    table: LabelTable
+    images: ImageSource
+
+    def __post_init__(self) -> None:
+        if len(self.table) != len(self.images):
+            raise DataError(f"split has {len(self.table)} label rows but {len(self.images)} images")
+
+
+class DatasetReader(ABC):
+    """Reads the splits of one dataset.
+
+    Subclasses set the class attributes and implement :meth:`load`.
+    ``param_defaults`` lists every accepted key of ``params`` with its
+    default; :meth:`resolve_params` checks a user's params against it.
+    """
+
+    name: str = ""
+    #: A registered hierarchy name, or "" when the user must give one.
+    default_hierarchy: str = ""
+    #: How blanks are read by default: "negative" (CheXpert) or "ignore".
+    default_blank: str = "negative"
+    splits: tuple[str, ...] = ("train", "valid")
+    description: str = ""
+    param_defaults: Mapping[str, Any] = {}
+
+    @abstractmethod
+    def load(
+        self,
+        split: str,
+        *,
+        root: Path | None,
+        params: Mapping[str, Any],
+        image_size: int,
+        labels: Sequence[str],
+    ) -> DatasetSplit:
+        """Load ``split`` with the codes of ``labels`` in that order, images at ``image_size``."""
+
+    def check_split(self, split: str) -> None:
+        """Raise DataError unless ``split`` is one of :attr:`splits`."""
+        if split not in self.splits:
+            raise DataError(
+                f"dataset {self.name!r} has no split {split!r}; its splits are: {', '.join(self.splits)}"
+            )
+
+    def resolve_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``param_defaults`` updated by ``params``; unknown keys or wrong types raise ConfigError."""
+        resolved = dict(self.param_defaults)
+        for key, value in (params or {}).items():
+            if key not in resolved:
+                accepted = ", ".join(sorted(self.param_defaults)) or "none"
+                raise ConfigError(
+                    f"dataset {self.name!r} has no parameter {key!r} (data.params.{key}); "
+                    f"accepted: {accepted}"
+                )
+            resolved[key] = self._checked(key, value, resolved[key])
+        return resolved
+
+    def _checked(self, key: str, value: Any, default: Any) -> Any:
+        if default is None or value is None:
+            return value
+        kind = type(default)
+        ok = {
+            bool: lambda v: isinstance(v, bool),
+            int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+            float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            str: lambda v: isinstance(v, (str, Path)),
+        }.get(kind, lambda v: True)
+        if not ok(value):
+            raise ConfigError(
+                f"dataset {self.name!r}: data.params.{key} must be {kind.__name__}, got {value!r}"
+            )
+        return float(value) if kind is float else str(value) if kind is str else value
+
+
+class CsvDataset(DatasetReader):
+    """Any dataset laid out like CheXpert: a folder with train/valid CSVs and image paths.
+
+    ``Path`` values start with the dataset folder's name
+    (``CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg``) and
+    resolve against the folder's parent; values without that prefix resolve
+    against the folder itself, absolute values stay as they are.
+    """
+
+    name = "csv"
+    default_hierarchy = ""
+    default_blank = "negative"
+    splits = ("train", "valid")
+    description = "CSV labels in CheXpert's layout (Path column, 1/0/-1/blank codes) and image files"
+    param_defaults = {
+        "train_csv": "train.csv",
+        "valid_csv": "valid.csv",
+        "path_column": "Path",
+        "frontal_only": False,
+    }
+
+    def load(
+        self,
+        split: str,
+        *,
+        root: Path | None,
+        params: Mapping[str, Any],
+        image_size: int,
+        labels: Sequence[str],
+    ) -> DatasetSplit:
+        self.check_split(split)
+        p = self.resolve_params(params)
+        if root is None:
+            raise ConfigError(
+                f"dataset {self.name!r} reads files: set data.root to the folder holding "
+                f"{p['train_csv']} and {p['valid_csv']} (or its parent)"
+            )
+        csv_name = p["train_csv"] if split == "train" else p["valid_csv"]
+        folder = dataset_folder(Path(root), csv_name)
+        csv_path = folder / csv_name
+        column = p["path_column"]
+        try:
+            header = list(pd.read_csv(csv_path, nrows=0).columns)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+        extra = [_VIEW_COLUMN] if _VIEW_COLUMN in header and column != _VIEW_COLUMN else []
+        frame = read_label_csv(csv_path, labels, id_column=column, extra_columns=extra)
+        values = frame[column]
+        views = (
+            frame[_VIEW_COLUMN].str.strip().str.lower().to_numpy(dtype=object)
+            if extra
+            else np.array([_view_from_name(v) for v in values], dtype=object)
+        )
+        if p["frontal_only"]:
+            keep = views == "frontal"
+            frame, values, views = frame[keep].reset_index(drop=True), values[keep].reset_index(drop=True), views[keep]
+        paths = resolve_image_paths(values.tolist(), folder)
+        missing = missing_files(paths)
+        if missing:
+            shown = ", ".join(missing[:3])
+            raise DataError(
+                f"{len(missing)} of {len(paths)} images listed in {csv_path} are missing "
+                f"(first: {shown}); check data.root"
+            )
+        patients, studies = patients_and_studies(values.tolist())
+        meta = pd.DataFrame(
+            {"id": values.to_numpy(dtype=object), "path": paths, "patient": patients, "study": studies, "view": views},
+            dtype=object,
+        )
+        codes = frame[list(labels)].reset_index(drop=True)
+        table = LabelTable(pd.concat([meta, codes], axis=1), tuple(labels))
+        return DatasetSplit(table, FileImageSource(paths, image_size))
+
+
+def dataset_folder(root: Path, csv_name: str) -> Path:
+    """The folder holding ``csv_name``: ``root`` itself or its only subfolder that has it."""
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder; set data.root to the dataset folder")
+    if (root / csv_name).is_file():
+        return root
+    found = sorted(d for d in root.iterdir() if d.is_dir() and (d / csv_name).is_file())
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(str(d) for d in found)
+        raise DataError(f"several folders under {root} hold {csv_name} ({names}); set data.root to one of them")
+    raise DataError(f"no {csv_name} in {root} or its subfolders; set data.root to the folder holding it")
+
+
+def resolve_image_paths(values: Sequence[str], folder: Path) -> list[str]:
+    """Absolute image paths for CSV path values (see :class:`CsvDataset`)."""
+    prefix = folder.name + "/"
+    parent, here = str(folder.parent), str(folder)
+    out = []
+    for v in values:
+        v = v.replace("\\", "/")
+        if v.startswith("/"):
+            out.append(v)
+        else:
+            out.append(f"{parent}/{v}" if v.startswith(prefix) else f"{here}/{v}")
+    return out
+
+
+def patients_and_studies(values: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Patient and study ids from image paths.
+
+    ``patientNNNNN`` and the path up to ``studyN`` when present, else the
+    grandparent folder's name and the parent folder's path.
+    """
+    patients, studies = [], []
+    for v in values:
+        v = v.replace("\\", "/")
+        parent = v.rsplit("/", 1)[0] if "/" in v else ""
+        m = _PATIENT.search(v)
+        patients.append(m.group(1) if m else parent.rsplit("/", 1)[0].rsplit("/", 1)[-1])
+        s = _STUDY.match(v)
+        studies.append(s.group(1) if s else parent)
+    return patients, studies
+
+
+def _view_from_name(value: str) -> str:
+    name = value.rsplit("/", 1)[-1].lower()
+    return "frontal" if "frontal" in name else "lateral" if "lateral" in name else "unknown"
+
+
+def register_builtin_datasets(register: Callable[[str, Any], None]) -> None:
+    """Register the built-in readers (instances): "synthetic" and "csv"."""
+    from hmlc.data.synthetic import SyntheticDataset
+
+    for reader in (SyntheticDataset(), CsvDataset()):
+        register(reader.name, reader)
