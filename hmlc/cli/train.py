@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
@@ -60,6 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config is not None and args.out is not None:
         config = config.model_copy(update={"output": config.output.model_copy(update={"dir": args.out})})
     result = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)  # type: ignore[arg-type]
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
     if not result.completed:
         print(f"stopped early; continue with: hmlc train --resume {result.run_dir}")
         return 0

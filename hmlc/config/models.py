@@ -118,9 +118,9 @@ class TrainConfig(_Section):
     stages: list[StageConfig] | None = Field(
         None, description="Explicit stages; default: derived from method, epochs, lr and head_* fields."
     )
-    epochs: int = Field(4, ge=0, description="Epochs of the flat stage / CT stage 1.")
-    lr: float = Field(2e-3, gt=0, description="Adam learning rate (paper: 1e-4).")
-    lr_decay: float = Field(0.5, gt=0, le=1, description="Multiply the learning rate by this after each epoch (paper: 0.1).")
+    epochs: int = Field(8, ge=0, description="Epochs of the flat stage / CT stage 1 (paper: 5).")
+    lr: float = Field(3e-3, gt=0, description="Adam learning rate (paper: 1e-4).")
+    lr_decay: float = Field(0.7, gt=0, le=1, description="Multiply the learning rate by this after each epoch (paper: 0.1).")
     head_epochs: int = Field(2, ge=0, description="CT stage 2 epochs (last layer only, full data).")
     head_lr: float = Field(1e-3, gt=0, description="CT stage 2 learning rate.")
     head_loss: Literal["unconditional", "conditional"] = Field(

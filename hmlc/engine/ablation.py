@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
+from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError
 
@@ -137,6 +137,7 @@ def run_ablation(
                 None, None, list(overrides) + [f"seed={base.seed + seed}", f"output.name={_slug(name)}-seed{seed}"],
                 base=apply_overrides(config_to_dict(base), []),
             )
+            check_experiment(cfg)
             configs.append((name, seed, cfg))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,4 +165,3 @@ def _write(out_dir: Path, table: AblationTable, runs: list[dict[str, Any]]) -> N
     atomic_write_text(out_dir / "table.md", table.markdown())
     atomic_write_text(out_dir / "table.csv", table.csv())
     write_json(out_dir / "table.json", {"labels": table.labels, "summary": table.summary(), "runs": runs})
-    _ = json  # table.json is JSON; kept import explicit for readers

@@ -13,7 +13,14 @@ from hmlc.config import ExperimentConfig
 from hmlc.errors import ConfigError
 from hmlc.hierarchy import LabelGraph
 
-__all__ = ["PreparedSplit", "ExperimentData", "prepare_experiment", "resolve_policies", "dataset_root"]
+__all__ = [
+    "PreparedSplit",
+    "ExperimentData",
+    "prepare_experiment",
+    "check_experiment",
+    "resolve_policies",
+    "dataset_root",
+]
 
 
 @dataclass
@@ -77,6 +84,33 @@ def resolve_policies(config: ExperimentConfig, graph: LabelGraph) -> dict[str, A
     return {label: make(config.policy.overrides.get(label, config.policy.default)) for label in graph.labels}
 
 
+def check_experiment(config: ExperimentConfig) -> LabelGraph:
+    """Resolve every name in ``config`` (dataset, hierarchy, policies, backbone) without loading data."""
+    from hmlc.plugins import get_host
+    from hmlc.policies import is_multiclass
+
+    host = get_host()
+    reader = host.dataset(config.data.dataset)
+    graph = _hierarchy(config, reader)
+    is_multiclass(resolve_policies(config, graph))
+    host.backbone(config.model.backbone)
+    if config.data.preprocessor:
+        host.preprocessor(config.data.preprocessor, **config.data.preprocessor_params)
+    return graph
+
+
+def _hierarchy(config: ExperimentConfig, reader: Any) -> LabelGraph:
+    from hmlc.plugins import get_host
+
+    hierarchy = config.hierarchy or reader.default_hierarchy
+    if not hierarchy:
+        raise ConfigError(
+            f"dataset {config.data.dataset!r} has no default hierarchy; set hierarchy=NAME or a file "
+            "(`hmlc list hierarchies`)"
+        )
+    return get_host().hierarchy(hierarchy)
+
+
 def _load_split(reader: Any, split: str, config: ExperimentConfig, graph: LabelGraph, root: Path | None) -> Any:
     return reader.load(
         split, root=root, params=config.data.params, image_size=config.data.image_size, labels=graph.labels
@@ -89,14 +123,9 @@ def prepare_experiment(config: ExperimentConfig, with_valid: bool = True) -> Exp
     from hmlc.policies import is_multiclass
 
     host = get_host()
+    check_experiment(config)
     reader = host.dataset(config.data.dataset)
-    hierarchy = config.hierarchy or reader.default_hierarchy
-    if not hierarchy:
-        raise ConfigError(
-            f"dataset {config.data.dataset!r} has no default hierarchy; set hierarchy=NAME or a file "
-            "(`hmlc list hierarchies`)"
-        )
-    graph = host.hierarchy(hierarchy)
+    graph = _hierarchy(config, reader)
     policies = resolve_policies(config, graph)
     multiclass = is_multiclass(policies)
     root = dataset_root(config)

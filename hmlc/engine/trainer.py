@@ -262,7 +262,7 @@ class Trainer:
                 val_mean = mean_auc(val, self.config.evaluation.labels) if val else math.nan
                 self.progress = {"stage": si, "epoch": epoch + 1}
                 row = {
-                    "stage": stage.name, "epoch": epoch + 1, "lr": lr, "train_loss": loss,
+                    "stage": stage.name, "epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_images": n_images,
                     "images_per_s": n_images * self.rt.world_size / max(elapsed, 1e-9),
                     "epoch_seconds": elapsed, "val_mean_auc": val_mean,
                 }
@@ -284,6 +284,7 @@ class Trainer:
                 break
         if completed:
             self.progress = {"stage": len(self.stages), "epoch": 0}
+        self.replicas_identical = self._replicas_identical()
         final_stage = stage or self.stages[-1]
         final = self.evaluate(final_stage) or []
         if completed:
@@ -301,6 +302,22 @@ class Trainer:
             completed=completed,
             history=self.history,
         )
+
+    def _replicas_identical(self) -> bool | None:
+        """Under DDP, whether every rank holds bitwise the same weights and buffers."""
+        if not self.rt.distributed:
+            return None
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            flat = torch.cat([t.detach().double().flatten().cpu() for t in self.model.state_dict().values()])
+            mine = flat.to(self.rt.device)
+            gathered = [torch.empty_like(mine) for _ in range(self.rt.world_size)]
+            dist.all_gather(gathered, mine)
+        same = all(torch.equal(g, gathered[0]) for g in gathered)
+        if not same:
+            self._say("warning: DDP ranks ended with different weights")
+        return same
 
     def _say(self, text: str) -> None:
         if self.rt.is_main:
@@ -390,6 +407,13 @@ class Trainer:
             bar.update(len(idx))
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}")
         bar.close()
+        if self.rt.distributed:
+            # DDP syncs buffers at the start of a forward; the last forward of the
+            # epoch left each rank with its own BatchNorm statistics. Take rank 0's.
+            import torch.distributed as dist
+
+            for buffer in model.buffers():
+                dist.broadcast(buffer.data, src=0)
         return total / max(count, 1), n_images
 
 
@@ -415,14 +439,16 @@ def train(
         config.train.deterministic, config.train.threads,
     )
     try:
+        # Everything a user can get wrong is checked before the run directory exists.
+        data = prepare_experiment(config)
         if resume is None:
             name = config.output.name or RunDirectory.default_name(config.data.dataset, config.train.method)
+            parent = Path(run_dir) if run_dir else config.output.dir
             if runtime.is_main:
-                run = RunDirectory.create(Path(run_dir) if run_dir else config.output.dir, name)
+                run = RunDirectory.create(parent, name)
             else:
-                run = RunDirectory((Path(run_dir) if run_dir else config.output.dir) / name)
+                run = RunDirectory(parent / name)
             runtime.barrier()
-        data = prepare_experiment(config)
         trainer = Trainer(config, run, runtime, data)
         if resume is not None:
             trainer.load_state(run.checkpoints / "last")
@@ -447,6 +473,8 @@ def train(
                     "labels": list(result.labels),
                     "final": {a.label: {"auc": a.auc, "n_pos": a.n_pos, "n_neg": a.n_neg} for a in result.final},
                     "final_mean_auc": result.final_mean,
+                    "world_size": runtime.world_size,
+                    "replicas_identical": trainer.replicas_identical,
                     "best_mean_auc": None if result.best_mean == -math.inf else result.best_mean,
                     "history": result.history,
                 },

@@ -1,0 +1,70 @@
+"""`hmlc ablate`: the grid, the table and its files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hmlc.cli.main import main
+from hmlc.engine.ablation import AblationTable, grid_settings, parse_grid
+from hmlc.errors import ConfigError
+
+from .conftest import sets
+
+
+def test_grid_settings_cover_every_combination_in_order():
+    grid = parse_grid(["policy=u-ones,u-zeros", "ct=off,on"])
+    settings = grid_settings(grid)
+    assert [name for name, _ in settings] == ["u-ones", "u-ones+CT", "u-zeros", "u-zeros+CT"]
+    assert settings[1][1] == ["policy.default=u-ones", "train.method=ct"]
+    assert settings[2][1] == ["policy.default=u-zeros", "train.method=flat"]
+    assert grid_settings(parse_grid(["train.lr=0.1,0.2"]))[0] == ("train.lr=0.1", ["train.lr=0.1"])
+
+
+@pytest.mark.parametrize("bad", [["policy"], ["policy="], ["=a,b"], ["ct=maybe"], ["ct=on", "ct=off"], []])
+def test_bad_grids_are_refused(bad):
+    with pytest.raises(ConfigError):
+        grid_settings(parse_grid(bad))
+
+
+def test_table_reports_mean_and_sample_spread_over_seeds():
+    table = AblationTable(["a", "b"])
+    table.add("x", {"a": 0.8, "b": 0.6, "mean": 0.7})
+    table.add("x", {"a": 0.9, "b": math.nan, "mean": 0.75})
+    summary = table.summary()["x"]
+    assert summary["a"]["mean"] == pytest.approx(0.85)
+    assert summary["a"]["std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert summary["b"] == {"mean": 0.6, "std": 0.0, "n": 1}
+    md = table.markdown()
+    assert "| x | 0.850 ± 0.071 | 0.600 | **0.725 ± 0.035** |" in md
+
+
+def test_ablate_cli_writes_markdown_csv_and_json(tmp_path, capsys):
+    out = tmp_path / "abl"
+    args = ["ablate", "--grid", "policy=u-ones,u-zeros", "--grid", "ct=off,on", "--seeds", "2", "--out", str(out)]
+    assert main(args + sets("train.epochs=1")) == 0
+    printed = capsys.readouterr().out
+    assert "| u-zeros+CT |" in printed
+    data = json.loads((out / "table.json").read_text())
+    assert set(data["summary"]) == {"u-ones", "u-ones+CT", "u-zeros", "u-zeros+CT"}
+    assert len(data["runs"]) == 8
+    assert {r["seed"] for r in data["runs"]} == {0, 1}
+    for setting, cols in data["summary"].items():
+        runs = [r["aucs"]["mean"] for r in data["runs"] if r["setting"] == setting]
+        assert cols["mean"]["mean"] == pytest.approx(float(np.mean(runs)))
+        assert cols["mean"]["n"] == 2
+    with (out / "table.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 * 11  # 4 settings x (10 labels + mean)
+    assert (out / "table.md").read_text().count("\n") == 2 + 4
+
+
+def test_ablate_checks_every_setting_before_training(tmp_path, capsys):
+    args = ["ablate", "--grid", "policy=u-ones,u-bogus", "--out", str(tmp_path / "abl")]
+    assert main(args + sets()) == 2
+    assert "u-bogus" in capsys.readouterr().err
+    assert not (tmp_path / "abl" / "runs").exists()

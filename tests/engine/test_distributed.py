@@ -1,0 +1,43 @@
+"""DDP on the CPU: `torchrun --nproc_per_node=2 -m hmlc train` with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import sets
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_end_with_identical_weights(tmp_path):
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}", "-m", "hmlc", "train", "--out", str(tmp_path),
+        *sets("output.name=ddp", "train.threads=1", "model.dropout=0.2"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert results["world_size"] == 2
+    assert results["replicas_identical"] is True
+    assert results["completed"]
+    # Rank 0 alone reports and writes: one table, one run directory.
+    assert proc.stdout.count("mean AUC") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]
+    # Each rank trained on half of the (padded) data per epoch.
+    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    first = dict(zip(header, rows[1].split(",")))
+    assert int(first["train_images"]) == 48

@@ -1,0 +1,162 @@
+"""`hmlc train`: run directories, checkpoints, stages, resume, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hmlc.cli.main import main
+from hmlc.config import load_config
+from hmlc.engine.experiment import prepare_experiment
+
+from .conftest import TINY, sets
+
+
+def _train(tmp_path: Path, *overrides: str, name: str = "run", extra: tuple[str, ...] = ()) -> Path:
+    rc = main(["train", "--out", str(tmp_path), *sets(*overrides, f"output.name={name}"), *extra])
+    assert rc == 0
+    return tmp_path / name
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_writes_a_complete_run_directory(tmp_path, capsys):
+    run = _train(tmp_path)
+    out = capsys.readouterr().out
+    assert "mean AUC" in out and "Line Through Mass" in out
+    # The resolved configuration is saved and loads back to the same configuration.
+    saved = load_config(run / "config.yaml")
+    assert saved == load_config(None, None, [*TINY, "output.name=run", f"output.dir={tmp_path}"])
+    closure = json.loads((run / "closure.json").read_text())
+    assert closure["enabled"] and sum(closure["changed"].values()) > 0
+    rows = _rows(run)
+    assert [(r["stage"], r["epoch"]) for r in rows] == [("ct1", "1"), ("ct1", "2"), ("ct2", "1")]
+    assert all(0.0 <= float(r["val_mean_auc"]) <= 1.0 for r in rows)
+    # Learning rate divided by the decay after each epoch, reset per stage.
+    assert float(rows[1]["lr"]) == pytest.approx(float(rows[0]["lr"]) * 0.7)
+    for name in ("best", "last"):
+        meta = json.loads((run / "checkpoints" / name / "meta.json").read_text())["metadata"]
+        assert meta["labels"][0] == "Mass" and len(meta["labels"]) == 10
+        assert meta["hierarchy_hash"] == prepare_experiment(saved, with_valid=False).graph.content_hash
+        assert meta["backbone"] == "tiny_cnn" and meta["output"] == "conditional"
+        assert meta["normalization"] == {"mean": [0.5], "std": [0.25]}
+        assert meta["policy"]["default"] == "u-ones-lsr"
+    assert json.loads((run / "checkpoints" / "last" / "meta.json").read_text())["metadata"]["stage"] == "ct2"
+    results = json.loads((run / "results.json").read_text())
+    assert results["completed"] and 0.5 < results["final_mean_auc"] <= 1.0
+
+
+def test_flat_training_outputs_unconditional_probabilities(tmp_path):
+    run = _train(tmp_path, "train.method=flat")
+    assert [r["stage"] for r in _rows(run)] == ["flat", "flat"]
+    meta = json.loads((run / "checkpoints" / "last" / "meta.json").read_text())["metadata"]
+    assert meta["output"] == "unconditional"
+
+
+def test_stage_one_draws_only_the_conditional_subset(tmp_path):
+    # With uncertain and blank codes ignored, roots do not count on every sample,
+    # so the conditional subset is smaller than the training set.
+    run = _train(tmp_path, "policy.default=u-ignore", "data.blank=ignore", "data.params.blank_rate=0.5")
+    config = load_config(run / "config.yaml")
+    data = prepare_experiment(config, with_valid=False)
+    from hmlc.conditional import conditional_mask
+
+    targets, weights = data.encode(config.seed, 0, False)
+    mask = conditional_mask(data.graph, data.train.codes)
+    expected = int(((weights * mask) > 0).any(axis=1).sum())
+    rows = _rows(run)
+    assert expected < len(data.train)
+    assert int(rows[0]["train_images"]) == expected
+    assert int(rows[-1]["train_images"]) == len(data.train)  # stage 2: full data
+
+
+def test_u_multiclass_trains_a_three_way_head(tmp_path):
+    run = _train(tmp_path, "policy.default=u-multiclass")
+    weights = load_file(str(run / "checkpoints" / "last" / "model.safetensors"))
+    assert weights["head.weight"].shape[0] == 3 * 10
+    assert json.loads((run / "checkpoints" / "last" / "meta.json").read_text())["metadata"]["multiclass"] is True
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, stop_after, capsys):
+    # Dropout makes the result depend on the restored random state too.
+    full = _train(tmp_path, "model.dropout=0.2", name="full")
+    part = _train(tmp_path, "model.dropout=0.2", name="part", extra=("--stop-after-epochs", str(stop_after)))
+    assert "--resume" in capsys.readouterr().out
+    rows = _rows(part)
+    assert len(rows) == stop_after
+    assert main(["train", "--resume", str(part)]) == 0
+    a = load_file(str(full / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(part / "checkpoints" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [r["val_mean_auc"] for r in _rows(full)] == [r["val_mean_auc"] for r in _rows(part)]
+
+
+def test_stage_two_on_cached_features_matches_running_the_backbone(tmp_path):
+    cached = _train(tmp_path, name="cached", extra=())
+    stages = (
+        '[{"name": "ct1", "subset": "conditional", "loss": "conditional", "epochs": 2, "lr": 0.003},'
+        ' {"name": "ct2", "loss": "unconditional", "train": "head", "epochs": 1, "lr": 0.001,'
+        ' "features_once": false}]'
+    )
+    live = _train(tmp_path, f"train.stages={stages}", name="live", extra=("--set", "data.augment=false"))
+    cached2 = _train(tmp_path, name="cached2", extra=("--set", "data.augment=false"))
+    a = load_file(str(cached2 / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(live / "checkpoints" / "last" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    assert cached.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--set", "model.backbone=nope"], "unknown backbone 'nope'"),
+        (["--set", "policy.default=u-maybe"], "unknown uncertainty policy 'u-maybe'"),
+        (["--set", "policy.overrides={Nope: u-ones}"], "unknown label"),
+        (["--set", "data.dataset=nope"], "unknown dataset 'nope'"),
+        (["--set", "train.epochz=3"], "train.epochz"),
+        (["--set", "data.dataset=csv", "--set", "hierarchy=synthetic"], "data.root"),
+        (["--resume", "{tmp}/missing"], "config.yaml"),
+        (["--resume", "{tmp}", "--set", "train.epochs=1"], "--resume"),
+    ],
+)
+def test_user_errors_end_in_one_line_and_exit_2(tmp_path, capsys, args, needle):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["train", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hmlc: error:")
+    assert needle in err
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path):
+    assert main(["train", "--out", str(tmp_path), "--set", "model.backbone=nope"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_run_directory_is_never_overwritten(tmp_path, capsys):
+    run = _train(tmp_path)
+    before = (run / "checkpoints" / "last" / "model.safetensors").read_bytes()
+    assert main(["train", "--out", str(tmp_path), *sets("output.name=run")]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (run / "checkpoints" / "last" / "model.safetensors").read_bytes() == before
+
+
+def test_closure_can_be_turned_off(tmp_path):
+    run = _train(tmp_path, "data.closure.enabled=false")
+    closure = json.loads((run / "closure.json").read_text())
+    assert not closure["enabled"] and set(closure["changed"].values()) == {0}
+    config = load_config(run / "config.yaml")
+    data = prepare_experiment(config, with_valid=False)
+    assert np.array_equal(np.nan_to_num(data.train.codes, nan=9), np.nan_to_num(data.train.table.codes(), nan=9))
