@@ -81,6 +81,9 @@ class Trainer:
             else None
         )
         self._optimizer: torch.optim.Optimizer | None = None
+        self._scaler = torch.amp.GradScaler(
+            runtime.device.type, enabled=runtime.amp_dtype == torch.float16 and runtime.device.type == "cuda"
+        )
         self._resume_optimizer: dict[str, Any] | None = None
 
     # ------------------------------------------------------------- helpers
@@ -186,17 +189,22 @@ class Trainer:
         from hmlc.models.checkpoint import flatten_state, save_checkpoint
 
         meta = self._metadata(stage, val)
-        extra = None
+        extra: dict[str, torch.Tensor] = {}
+        preprocessor = getattr(self.data, "preprocessor", None)
+        if preprocessor is not None:
+            # Fitted preprocessing state (e.g. a template) travels with the weights.
+            for key, value in preprocessor.state().items():
+                extra[f"preprocess/{key}"] = torch.from_numpy(np.ascontiguousarray(value))
         if with_state:
             meta["progress"] = dict(self.progress)
             meta["best_mean_auc"] = None if self.best_mean == -math.inf else self.best_mean
             meta["history"] = self.history
-            extra = {"torch_rng_state": torch.get_rng_state()}
+            extra["torch_rng_state"] = torch.get_rng_state()
             if self._optimizer is not None:
                 tensors, opt_meta = flatten_state(self._optimizer.state_dict())
                 extra.update({f"optimizer/{k}": v for k, v in tensors.items()})
                 meta["optimizer"] = opt_meta
-        return save_checkpoint(self.run.checkpoints / name, self.model, meta, extra_state=extra)
+        return save_checkpoint(self.run.checkpoints / name, self.model, meta, extra_state=extra or None)
 
     def load_state(self, checkpoint_dir: Path) -> None:
         """Restore weights, progress, optimizer and RNG from a 'last' checkpoint."""
@@ -246,8 +254,11 @@ class Trainer:
                 self._optimizer.load_state_dict(self._resume_optimizer)
             self._resume_optimizer = None
             features = None
+            features_seconds = 0.0
             if stage.train == "head" and stage.features_once:
+                t_features = time.perf_counter()
                 features = self._features()
+                features_seconds = time.perf_counter() - t_features
             for epoch in range(start_epoch, stage.epochs):
                 if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                     completed = False
@@ -264,8 +275,9 @@ class Trainer:
                 row = {
                     "stage": stage.name, "epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_images": n_images,
                     "images_per_s": n_images * self.rt.world_size / max(elapsed, 1e-9),
-                    "epoch_seconds": elapsed, "val_mean_auc": val_mean,
+                    "epoch_seconds": elapsed, "features_seconds": features_seconds, "val_mean_auc": val_mean,
                 }
+                features_seconds = 0.0  # the one feature pass is counted in its stage's first epoch
                 if val:
                     row.update({f"val_auc/{a.label}": a.auc for a in val})
                 self.history.append({k: row[k] for k in ("stage", "epoch", "train_loss", "val_mean_auc")})
@@ -397,10 +409,13 @@ class Trainer:
                     out = train_module(self._prepare(x.to(self.rt.device, non_blocking=True)))
             loss = self._loss(stage, out, t_all[idx_dev], w_all[idx_dev])
             self._optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # fp16 needs loss scaling; the scaler is a no-op for bf16 and fp32.
+            self._scaler.scale(loss).backward()
             if cfg.train.grad_clip:
+                self._scaler.unscale_(self._optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            self._optimizer.step()
+            self._scaler.step(self._optimizer)
+            self._scaler.update()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
             n_images += len(idx)
