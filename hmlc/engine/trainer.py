@@ -246,7 +246,8 @@ class Trainer:
                 self.model.freeze_backbone()
                 params = [p for p in self.model.head.parameters()]
             else:
-                params = [p for p in self.model.parameters() if p.requires_grad]
+                self.model.unfreeze_backbone()  # a full stage after a head stage trains everything
+                params = list(self.model.parameters())
             self._optimizer = torch.optim.Adam(
                 params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay
             )
@@ -371,7 +372,7 @@ class Trainer:
         w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
         generator = self._generator(si, epoch)
         model = self.model
-        train_module: nn.Module = model.head if features is not None else model
+        train_module: nn.Module = _Classifier(model) if features is not None else model
         if self.rt.distributed:
             train_module = nn.parallel.DistributedDataParallel(
                 train_module, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda" else None
@@ -402,8 +403,6 @@ class Trainer:
             with self.rt.autocast():
                 if features is not None:
                     out = train_module(features[idx_dev])
-                    if self.data.multiclass:
-                        out = out.view(out.shape[0], len(self.graph), 3)
                 else:
                     x = self._flip(x, generator)
                     out = train_module(self._prepare(x.to(self.rt.device, non_blocking=True)))
@@ -430,6 +429,17 @@ class Trainer:
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
         return total / max(count, 1), n_images
+
+
+class _Classifier(nn.Module):
+    """The model's dropout + head as a module of its own (stage 2 on cached features)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(features)
 
 
 def train(

@@ -84,6 +84,12 @@ class HmlcModel(nn.Module):
         self._backbone_frozen = True
         self.backbone.eval()
 
+    def unfreeze_backbone(self) -> None:
+        """Undo :meth:`freeze_backbone`: every parameter trains again."""
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad_(True)
+        self._backbone_frozen = False
+
     def train(self, mode: bool = True) -> HmlcModel:
         """Set training mode; a frozen backbone stays in eval mode."""
         super().train(mode)
