@@ -58,6 +58,9 @@ class DataConfig(_Section):
     limit: int | None = Field(None, ge=1, description="Use only the first N training samples (quick runs).")
     preprocessor: str | None = Field(None, description="Registered preprocessor applied to every image.")
     preprocessor_params: dict[str, Any] = Field(default_factory=dict, description="Options of the preprocessor.")
+    cache_dir: Path | None = Field(
+        None, description="Root of the preprocessed-image cache (`hmlc prepare`); default $HMLC_CACHE or ~/.cache/hmlc."
+    )
     augment: bool = Field(True, description="Random horizontal flips during training.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
 

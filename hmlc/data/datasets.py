@@ -72,10 +72,16 @@ class DatasetReader(ABC):
         *,
         root: Path | None,
         params: Mapping[str, Any],
-        image_size: int,
+        image_size: int | None,
         labels: Sequence[str],
     ) -> DatasetSplit:
-        """Load ``split`` with the codes of ``labels`` in that order, images at ``image_size``."""
+        """Load ``split`` with the codes of ``labels`` in that order.
+
+        Images come square at ``image_size``, or at their native size when it
+        is None (hmlc then preprocesses and resizes them itself); a reader
+        whose images have no native size (generated ones) uses its default.
+        Missing image files are reported here, before any is decoded.
+        """
 
     def check_split(self, split: str) -> None:
         """Raise DataError unless ``split`` is one of :attr:`splits`."""
@@ -141,7 +147,7 @@ class CsvDataset(DatasetReader):
         *,
         root: Path | None,
         params: Mapping[str, Any],
-        image_size: int,
+        image_size: int | None,
         labels: Sequence[str],
     ) -> DatasetSplit:
         self.check_split(split)

@@ -497,13 +497,13 @@ class SyntheticDataset(DatasetReader):
         *,
         root: Path | None,
         params: Mapping[str, Any],
-        image_size: int,
+        image_size: int | None,
         labels: Sequence[str],
     ) -> DatasetSplit:
         self.check_split(split)
         p = self.resolve_params(params)
         n_train, n_valid, seed = p.pop("n_train"), p.pop("n_valid"), p.pop("seed")
-        cfg = split_config(split, n_train=n_train, n_valid=n_valid, seed=seed, image_size=image_size, knobs=p)
+        cfg = split_config(split, n_train=n_train, n_valid=n_valid, seed=seed, image_size=image_size or SyntheticConfig.image_size, knobs=p)
         images, table = generate_synthetic(cfg)
         return DatasetSplit(select_labels(table, labels), ArrayImageSource(images))
 

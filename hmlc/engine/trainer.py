@@ -154,7 +154,11 @@ class Trainer:
             "in_chans": self.spec.in_chans,
             "normalization": {"mean": list(self.spec.mean), "std": list(self.spec.std)},
             "image_size": cfg.data.image_size,
-            "preprocessing": {"preprocessor": cfg.data.preprocessor, "params": cfg.data.preprocessor_params},
+            "preprocessing": {
+                "preprocessor": cfg.data.preprocessor,
+                "params": cfg.data.preprocessor_params,
+                "fingerprint": self.data.preprocessor.fingerprint() if self.data.preprocessor else None,
+            },
             "policy": cfg.policy.model_dump(mode="json"),
             "multiclass": self.data.multiclass,
             "stage": stage.name,

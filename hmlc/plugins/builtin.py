@@ -37,6 +37,13 @@ def hmlc_register_uncertainty_policies(register: Register) -> None:
 
 
 @hookimpl
+def hmlc_register_preprocessors(register: Register) -> None:
+    from hmlc.data.preprocess import register_builtin_preprocessors
+
+    register_builtin_preprocessors(register)
+
+
+@hookimpl
 def hmlc_register_presets(register: Register) -> None:
     from hmlc.config.presets import register_builtin_presets
 

@@ -75,8 +75,10 @@ def hmlc_register_uncertainty_policies(register: Register) -> None:
 def hmlc_register_preprocessors(register: Register) -> None:
     """Register image preprocessors.
 
-    ``register(name, factory)``: ``factory(**params)`` returns a callable
-    mapping a uint8 grayscale image (H, W) to the preprocessed uint8 image.
+    ``register(name, factory)``: ``factory(**params)`` returns a
+    :class:`hmlc.data.preprocess.Preprocessor`, a callable mapping a uint8
+    grayscale image (H, W) to the preprocessed uint8 image, optionally fitted
+    on training images first (``requires_fit``; e.g. a template).
     """
 
 

@@ -448,7 +448,8 @@ def test_hierarchy_accepts_a_file_path(tmp_path: Path) -> None:
 
 def test_backbone_accepts_generic_timm_and_torchvision_names_without_registration() -> None:
     with pytest.raises(PluginError, match="or use timm:NAME / torchvision:NAME"):
-        get_host().backbone("densenet121")
+        get_host().backbone("no-such-backbone")
+    assert get_host().backbone("torchvision:resnet18").num_features == 512
 
 
 def test_registry_names_filter_and_attribution() -> None:

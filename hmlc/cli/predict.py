@@ -1,0 +1,116 @@
+"""``hmlc predict``: probabilities of one model or an ensemble, with optional TTA, to a CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hmlc.cli.info import add_config_arguments
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict probabilities for images, folders or a dataset split (ensembles, TTA)",
+        description="Write a predictions CSV (Path or Study, then one probability column per label). "
+        "Example: hmlc predict --checkpoint runs/a --checkpoint runs/b --tta 10 "
+        "--dataset csv --split valid --set data.root=/data/CheXpert-v1.0-small --out preds.csv",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="checkpoint folder, its meta.json/model.safetensors, or a run directory (its best checkpoint); "
+        "an exported .onnx file with --runtime onnx; repeat for an ensemble",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="image files (.png .jpg .jpeg .dcm) or folders")
+    p.add_argument("--dataset", metavar="NAME", help="predict a split of a registered dataset (`hmlc list datasets`)")
+    p.add_argument("--split", metavar="SPLIT", help="the split of --dataset, e.g. valid")
+    add_config_arguments(p)
+    p.add_argument(
+        "--relative-to",
+        type=Path,
+        metavar="DIR",
+        help="write image paths relative to DIR (to match a labels CSV's Path column)",
+    )
+    p.add_argument("--tta", type=int, metavar="N", help="average N seeded random views per image")
+    p.add_argument(
+        "--tta-transforms",
+        default="flip,rotate,scale,shear",
+        metavar="KINDS",
+        help="transforms a view chooses among (default flip,rotate,scale,shear; 'none': the image itself)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the TTA views (default 0)")
+    p.add_argument(
+        "--aggregate",
+        choices=("study:mean", "study:max"),
+        help="one row per study (column Study): mean or max over its images",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="predictions CSV to write")
+    p.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (checkpoints) or onnx (exported .onnx files)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per batch (default 64)")
+    p.add_argument("--num-workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hmlc.engine.predictor import (
+        Predictor,
+        inputs_from_dataset,
+        inputs_from_paths,
+        load_member,
+        predictions_frame,
+        resolve_device,
+        write_predictions,
+    )
+    from hmlc.engine.tta import TestTimeAugmentation, parse_transform_kinds
+    from hmlc.errors import ConfigError
+
+    if args.tta is not None and args.tta < 1:
+        raise ConfigError(f"--tta {args.tta}: give at least 1 view per image")
+    if args.dataset and args.paths:
+        raise ConfigError("give either --dataset NAME --split SPLIT or image paths, not both")
+    if args.dataset and not args.split:
+        raise ConfigError(f"--dataset {args.dataset} needs --split (e.g. --split valid)")
+    if not args.dataset and (args.split or args.config or args.preset or args.overrides):
+        raise ConfigError("--split, --config, --preset and --set apply to --dataset NAME; add it or drop them")
+    if args.dataset and args.relative_to:
+        raise ConfigError("--relative-to applies to image paths; a dataset's ids come from its label file")
+    kinds = parse_transform_kinds(args.tta_transforms)
+    tta = TestTimeAugmentation(n=args.tta, seed=args.seed, kinds=kinds) if args.tta is not None else None
+    device = resolve_device(args.device)
+    members = [load_member(path, args.runtime, device) for path in args.checkpoint]
+    predictor = Predictor(members, tta=tta, batch_size=args.batch_size, num_workers=args.num_workers)
+    if args.dataset:
+        from hmlc.config import load_config
+        from hmlc.engine.experiment import dataset_root
+
+        config = load_config(args.config, args.preset, args.overrides)
+        config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": args.dataset})})
+        inputs = inputs_from_dataset(
+            args.dataset,
+            args.split,
+            root=dataset_root(config),
+            params=config.data.params,
+            image_size=predictor.load_size,
+        )
+    else:
+        inputs = inputs_from_paths(args.paths, args.relative_to)
+    probabilities = predictor.predict(inputs)
+    aggregate = args.aggregate.split(":", 1)[1] if args.aggregate else None
+    frame = predictions_frame(inputs, probabilities, predictor.labels, aggregate)
+    write_predictions(frame, args.out)
+    views = f" x {tta.n} TTA views" if tta is not None else ""
+    rows = f"{len(frame)} studies from {len(inputs)} images" if aggregate else f"{len(frame)} images"
+    print(f"wrote predictions for {rows} ({len(members)} model(s){views}) to {args.out}")
+    return 0

@@ -1,0 +1,544 @@
+"""The preprocessed-image cache: every image decoded, preprocessed and resized once.
+
+An entry holds one split of one dataset for one set of settings, in
+``<cache root>/<dataset>/<split>-<key>/``:
+
+- ``images.u8``: the images, raw uint8 (N, S, S) in the label table's order;
+- ``index.json``: ids, shape, the settings the key was made from and a
+  ``complete`` flag (set last, atomically);
+- ``done.npy``: one bool per image, so an interrupted build continues;
+- ``preprocess.npz``: the preprocessor's fitted state, when it has one.
+
+The key is a hash of everything that changes the pixels (dataset, split,
+dataset folder, reader params, image size, the preprocessor's fingerprint)
+and of the image ids, so any change of settings or of the label table
+gives another entry. The cache root is ``--cache DIR``, else
+``$HMLC_CACHE``, else the user's cache folder; never the dataset folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmlc.data.datasets import DatasetSplit
+from hmlc.data.images import ImageSource
+from hmlc.data.preprocess import Preprocessor, preprocess_image
+from hmlc.errors import DataError, HmlcError
+
+__all__ = [
+    "cache_root",
+    "cache_inputs",
+    "cache_key",
+    "entry_path",
+    "find_cache",
+    "load_fitted_state",
+    "build_cache",
+    "CacheBuild",
+    "MemmapImageSource",
+]
+
+CACHE_FORMAT = 1
+_INDEX, _IMAGES, _DONE, _STATE, _LOCK = "index.json", "images.u8", "done.npy", "preprocess.npz", ".lock"
+#: Seconds between two saves of done.npy during a build.
+_SAVE_EVERY_S = 2.0
+
+
+def cache_root(cli_value: Path | str | None = None) -> Path:
+    """``cli_value`` (--cache DIR), else ``$HMLC_CACHE``, else ``$XDG_CACHE_HOME/hmlc`` or ``~/.cache/hmlc``."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    env = os.environ.get("HMLC_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hmlc"
+
+
+def cache_inputs(
+    *,
+    dataset: str,
+    split: str,
+    root: Path | str | None,
+    params: Mapping[str, Any],
+    image_size: int,
+    preprocessor: Preprocessor | None,
+    ids: Sequence[str],
+) -> dict[str, Any]:
+    """Everything an entry's pixels depend on, as JSON data (what :func:`cache_key` hashes)."""
+    digest = hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+    inputs = {
+        "format": CACHE_FORMAT,
+        "dataset": dataset,
+        "split": split,
+        "root": None if root is None else str(Path(root).expanduser().resolve()),
+        "params": dict(params),
+        "image_size": int(image_size),
+        "preprocessor": None
+        if preprocessor is None
+        else {
+            "name": preprocessor.name,
+            "version": preprocessor.version,
+            "settings": preprocessor.settings(),
+            "fingerprint": preprocessor.fingerprint(),
+        },
+        "count": len(ids),
+        "ids_sha256": digest,
+    }
+    # Exactly what index.json will hold (tuples become lists), so stored and computed inputs compare equal.
+    return json.loads(json.dumps(inputs, sort_keys=True, default=str))
+
+
+def cache_key(inputs: Mapping[str, Any]) -> str:
+    """A 16-hex-digit key of :func:`cache_inputs`."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def entry_path(root: Path, inputs: Mapping[str, Any]) -> Path:
+    """``<root>/<dataset>/<split>-<key>``."""
+    return Path(root) / _safe(inputs["dataset"]) / f"{_safe(inputs['split'])}-{cache_key(inputs)}"
+
+
+def find_cache(root: Path, inputs: Mapping[str, Any]) -> Path | None:
+    """The complete entry for ``inputs`` under ``root``; None when there is none (or it is unfinished)."""
+    entry = entry_path(root, inputs)
+    if not (entry / _INDEX).is_file():
+        return None
+    index = _read_index(entry)
+    if index.get("inputs") != inputs:
+        raise _corrupt(entry, "its index.json was written for other settings")
+    if not index.get("complete"):
+        return None
+    _check_images_file(entry, index)
+    return entry
+
+
+def load_fitted_state(root: Path, inputs: Mapping[str, Any], preprocessor: Preprocessor) -> Path | None:
+    """Load into ``preprocessor`` the state saved with an entry of the same split and settings.
+
+    ``inputs`` are those of the split the preprocessor is fitted on; the
+    fingerprint in them (it depends on the state being looked for) and the
+    image size (the state does not) are ignored. Returns the entry the state
+    came from, or None when no entry has one. Complete entries are
+    preferred, then the newest.
+    """
+    folder = Path(root) / _safe(inputs["dataset"])
+    wanted = _fit_inputs(inputs)
+    found: list[tuple[bool, float, Path, dict[str, Any]]] = []
+    for entry in folder.glob(f"{_safe(inputs['split'])}-*"):
+        try:
+            index = json.loads((entry / _INDEX).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # an unreadable entry is reported when it is used, not while looking for state
+        if (
+            isinstance(index, dict)
+            and isinstance(index.get("inputs"), dict)
+            and _fit_inputs(index["inputs"]) == wanted
+            and (entry / _STATE).is_file()
+        ):
+            found.append((bool(index.get("complete")), (entry / _INDEX).stat().st_mtime, entry, index))
+    if not found:
+        return None
+    _, _, entry, index = max(found, key=lambda f: (f[0], f[1]))
+    preprocessor.load_state(_read_state(entry))
+    if preprocessor.fingerprint() != index["inputs"]["preprocessor"]["fingerprint"]:
+        raise _corrupt(entry, f"its {_STATE} does not match the fingerprint in index.json")
+    return entry
+
+
+class MemmapImageSource:
+    """The images of a complete cache entry, read through a read-only memory map.
+
+    The map opens on first read, and is reopened in each DataLoader worker
+    (it is not pickled).
+    """
+
+    def __init__(self, entry_dir: Path | str) -> None:
+        self.entry_dir = Path(entry_dir)
+        index = _read_index(self.entry_dir)
+        if not index.get("complete"):
+            raise DataError(
+                f"preprocessed cache {self.entry_dir} is unfinished; rerun `hmlc prepare` to complete it"
+            )
+        self.shape: tuple[int, int, int] = _check_images_file(self.entry_dir, index)
+        self._map: np.memmap | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.shape[1]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, i: int) -> np.ndarray:
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"image {i} out of range for {self.shape[0]} cached images")
+        if self._map is None:
+            self._map = np.memmap(self.entry_dir / _IMAGES, dtype=np.uint8, mode="r", shape=self.shape)
+        return np.array(self._map[i])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_map"] = None
+        return state
+
+
+@dataclass
+class CacheBuild:
+    """What :func:`build_cache` did."""
+
+    entry_dir: Path
+    images: int
+    #: Images decoded and written by this call (0 when the entry was already complete).
+    processed: int
+    seconds: float
+    #: True when an earlier, interrupted build had already written some images.
+    resumed: bool
+    already_complete: bool
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else math.nan
+
+
+def build_cache(
+    split: DatasetSplit,
+    preprocessor: Preprocessor | None,
+    image_size: int,
+    entry_dir: Path,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> CacheBuild:
+    """Decode, preprocess and resize every image of ``split`` once into the entry ``entry_dir``.
+
+    Images of ``split`` come at native size when a preprocessor is given
+    (else at ``image_size``), exactly as training reads them. Work is spread
+    over ``workers`` processes (default: one per CPU; 1: this process). An
+    entry left unfinished by an earlier call with the same ``inputs``
+    continues where it stopped; an entry that is already complete is left
+    alone. ``on_progress(done, total)`` is called after each chunk of images.
+    """
+    if preprocessor is not None and not preprocessor.fitted:
+        raise DataError(f"preprocessor {preprocessor.name!r} must be fitted before its cache is built")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise DataError(f"the number of workers must be at least 1, got {workers}")
+    entry_dir = Path(entry_dir)
+    n = len(split.images)
+    ids = [str(v) for v in split.table.frame["id"]]
+    inputs = dict(inputs) if inputs is not None else None
+    start = time.perf_counter()
+    with _locked(entry_dir):
+        done, resumed = _open_or_create(entry_dir, n, image_size, ids, inputs, preprocessor)
+        if done is None:
+            return CacheBuild(entry_dir, n, 0, time.perf_counter() - start, False, True)
+        todo = np.flatnonzero(~done)
+        processed = _fill(entry_dir, split.images, preprocessor, image_size, done, todo, workers, progress, on_progress)
+        _finish(entry_dir)
+    return CacheBuild(entry_dir, n, processed, time.perf_counter() - start, resumed, False)
+
+
+# -------------------------------------------------------------- the build
+def _open_or_create(
+    entry: Path,
+    n: int,
+    size: int,
+    ids: list[str],
+    inputs: dict[str, Any] | None,
+    preprocessor: Preprocessor | None,
+) -> tuple[np.ndarray | None, bool]:
+    """The done flags of an entry to continue (None: already complete) and whether it resumes one."""
+    shape = [n, size, size]
+    if (entry / _INDEX).is_file():
+        try:
+            index = _read_index(entry)
+            same = index.get("inputs") == inputs and index.get("shape") == shape and index.get("ids") == ids
+            if same and index.get("complete"):
+                _check_images_file(entry, index)
+                return None, False
+            if same:
+                _check_images_file(entry, index)
+                done = np.load(entry / _DONE, allow_pickle=False)
+                if done.dtype == np.bool_ and done.shape == (n,):
+                    return done, bool(done.any())
+        except (HmlcError, OSError, ValueError):
+            pass  # unreadable: build it again from scratch
+        print(f"rebuilding cache entry {entry}: it was unfinished and unreadable or made for other settings",
+              file=sys.stderr)
+    for name in (_INDEX, _DONE, _STATE, _IMAGES):
+        (entry / name).unlink(missing_ok=True)
+    entry.mkdir(parents=True, exist_ok=True)
+    state = preprocessor.state() if preprocessor is not None else {}
+    if state:
+        tmp = entry / f".{_STATE}.tmp"
+        with tmp.open("wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in state.items()})  # type: ignore[arg-type]
+        os.replace(tmp, entry / _STATE)
+    with (entry / _IMAGES).open("wb") as fh:
+        fh.truncate(n * size * size)
+    done = np.zeros(n, dtype=bool)
+    _save_done(entry, done)
+    index = {
+        "format": CACHE_FORMAT,
+        "complete": False,
+        "shape": shape,
+        "dtype": "uint8",
+        "ids": ids,
+        "inputs": inputs,
+        "created": _now(),
+    }
+    _write_json(entry / _INDEX, index)
+    return done, False
+
+
+def _fill(
+    entry: Path,
+    images: ImageSource,
+    preprocessor: Preprocessor | None,
+    size: int,
+    done: np.ndarray,
+    todo: np.ndarray,
+    workers: int,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> int:
+    """Process the images in ``todo`` into the entry, saving ``done`` as chunks finish."""
+    from tqdm import tqdm
+
+    n = len(done)
+    if len(todo) == 0:
+        return 0
+    workers = min(workers, len(todo))
+    chunk = max(1, min(64, len(todo) // (workers * 4)))
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    bar = tqdm(
+        total=n, initial=n - len(todo), desc=f"cache {entry.name}", unit="img", leave=False,
+        disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True,
+    )
+    processed = 0
+    last_save = time.monotonic()
+    with (entry / _IMAGES).open("r+b") as images_file:
+
+        def finished(indices: np.ndarray) -> None:
+            nonlocal processed, last_save
+            done[indices] = True
+            processed += len(indices)
+            bar.update(len(indices))
+            if time.monotonic() - last_save > _SAVE_EVERY_S:
+                _save_done(entry, done, images_file)
+                last_save = time.monotonic()
+            if on_progress is not None:
+                on_progress(int(done.sum()), n)
+
+        try:
+            if workers == 1:
+                _init_worker(images, preprocessor, size, str(entry / _IMAGES))
+                try:
+                    for c in chunks:
+                        finished(_process_chunk(c))
+                finally:
+                    _close_worker()
+            else:
+                _run_pool(chunks, workers, (images, preprocessor, size, str(entry / _IMAGES)), finished)
+        finally:
+            bar.close()
+            _save_done(entry, done, images_file)
+    return processed
+
+
+def _run_pool(
+    chunks: list[np.ndarray], workers: int, initargs: tuple[Any, ...], finished: Callable[[np.ndarray], None]
+) -> None:
+    # Platform default start method: fork on Linux, where the sources are inherited, not pickled.
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(), initializer=_init_worker, initargs=initargs
+    )
+    pending: set[Future[np.ndarray]] = set()
+    queue = iter(chunks)
+    try:
+        # A bounded window of chunks in flight, so an interrupted build stops soon.
+        for c in queue:
+            pending.add(pool.submit(_process_chunk, c))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in ready:
+                finished(future.result())
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_process_chunk, nxt))
+    except BrokenProcessPool:
+        raise DataError(
+            "a worker process died while building the cache (out of memory?); rerun `hmlc prepare` "
+            "with fewer --workers: it continues where it stopped"
+        ) from None
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(images: ImageSource, preprocessor: Preprocessor | None, size: int, path: str) -> None:
+    import cv2
+
+    if multiprocessing.parent_process() is not None:
+        cv2.setNumThreads(1)  # one image per process at a time: parallelism comes from the processes
+    _WORKER.update(images=images, preprocessor=preprocessor, size=size, file=open(path, "r+b"))
+
+
+def _close_worker() -> None:
+    fh = _WORKER.pop("file", None)
+    if fh is not None:
+        fh.close()
+    _WORKER.clear()
+
+
+def _process_chunk(indices: np.ndarray) -> np.ndarray:
+    images, preprocessor, size, fh = _WORKER["images"], _WORKER["preprocessor"], _WORKER["size"], _WORKER["file"]
+    frame = size * size
+    for i in indices:
+        i = int(i)
+        try:
+            img = preprocess_image(images.read(i), preprocessor, size)
+        except HmlcError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - plugin code: name the image, keep one line
+            paths = getattr(images, "paths", None)
+            what = paths[i] if paths is not None else f"image {i}"
+            name = preprocessor.name if preprocessor is not None else "decoding"
+            raise DataError(f"{name} failed on {what}: {type(exc).__name__}: {exc}") from None
+        fh.seek(i * frame)
+        fh.write(img.tobytes())
+    fh.flush()
+    return indices
+
+
+def _finish(entry: Path) -> None:
+    index = _read_index(entry)
+    with (entry / _IMAGES).open("r+b") as fh:
+        os.fsync(fh.fileno())
+    index["complete"] = True
+    index["completed"] = _now()
+    _write_json(entry / _INDEX, index)
+
+
+def _save_done(entry: Path, done: np.ndarray, images_file: Any = None) -> None:
+    """Write ``done`` atomically, after the images it marks are on disk."""
+    if images_file is not None:
+        images_file.flush()
+        os.fsync(images_file.fileno())
+    tmp = entry / f".{_DONE}.tmp"
+    with tmp.open("wb") as fh:
+        np.save(fh, done)
+    os.replace(tmp, entry / _DONE)
+
+
+@contextlib.contextmanager
+def _locked(entry: Path) -> Iterator[None]:
+    """Hold ``<entry>/.lock`` so two builds of one entry never interleave."""
+    entry.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; builds of one entry must not overlap
+        yield
+        return
+    with (entry / _LOCK).open("w") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"another process is building the cache entry {entry}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------ entry files
+def _read_index(entry: Path) -> dict[str, Any]:
+    try:
+        index = json.loads((entry / _INDEX).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{entry} is not a preprocessed cache entry (no {_INDEX}); run `hmlc prepare`") from None
+    except (OSError, ValueError) as exc:
+        raise _corrupt(entry, f"cannot read {_INDEX}: {exc}") from None
+    if not isinstance(index, dict) or index.get("format") != CACHE_FORMAT:
+        raise _corrupt(entry, f"{_INDEX} is not of cache format {CACHE_FORMAT}")
+    for key, kind in (("shape", list), ("ids", list)):
+        if not isinstance(index.get(key), kind):
+            raise _corrupt(entry, f"{_INDEX} has no valid {key!r}")
+    return index
+
+
+def _check_images_file(entry: Path, index: Mapping[str, Any]) -> tuple[int, int, int]:
+    shape = index["shape"]
+    if len(shape) != 3 or not all(isinstance(s, int) and s >= 0 for s in shape) or shape[1] != shape[2]:
+        raise _corrupt(entry, f"bad image shape {shape} in {_INDEX}")
+    if len(index["ids"]) != shape[0]:
+        raise _corrupt(entry, f"{len(index['ids'])} ids for {shape[0]} images")
+    expected = shape[0] * shape[1] * shape[2]
+    try:
+        size = (entry / _IMAGES).stat().st_size
+    except OSError:
+        raise _corrupt(entry, f"{_IMAGES} is missing") from None
+    if size != expected:
+        raise _corrupt(entry, f"{_IMAGES} has {size} bytes, expected {expected}")
+    return shape[0], shape[1], shape[2]
+
+
+def _read_state(entry: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(entry / _STATE, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as exc:
+        raise _corrupt(entry, f"cannot read {_STATE}: {exc}") from None
+
+
+def _corrupt(entry: Path, why: str) -> DataError:
+    return DataError(
+        f"preprocessed cache entry {entry} is corrupt ({why}); delete that folder or rerun `hmlc prepare`"
+    )
+
+
+def _fit_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a fitted state depends on: the inputs less the image size and the fingerprint."""
+    out = {k: v for k, v in inputs.items() if k != "image_size"}
+    if isinstance(out.get("preprocessor"), dict):
+        out["preprocessor"] = {k: v for k, v in out["preprocessor"].items() if k != "fingerprint"}
+    return out
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) or "_"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
