@@ -1,0 +1,230 @@
+"""The evaluation behind ``hmlc evaluate``: every metric of joined predictions and labels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_curve
+
+from hmlc.evaluation.bootstrap import bootstrap_indices, paired_bootstrap_aucs, percentile_ci
+from hmlc.evaluation.calibration import ReliabilityBins, reliability_bins
+from hmlc.evaluation.coherence import Coherence, coherence_rate
+from hmlc.evaluation.delong import DeLongResult, delong_test
+from hmlc.evaluation.io import EvaluationData
+from hmlc.evaluation.metrics import mean_auc, per_label_auc
+from hmlc.evaluation.radiologists import OperatingPoint, is_below_curve, operating_point, roc_counts
+from hmlc.hierarchy import LabelGraph
+
+__all__ = ["ReaderResult", "LabelResult", "EvaluationResult", "evaluate", "DEFAULT_BOOTSTRAP", "CI_LEVEL"]
+
+DEFAULT_BOOTSTRAP = 2000
+CI_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    name: str
+    point: OperatingPoint
+    below: bool
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """Metrics of one label on its rows coded 1 or 0 (``n_excluded`` rows were -1 or blank)."""
+
+    label: str
+    auc: float  # NaN when the rows lack a class
+    auc_ci: tuple[float, float]
+    pr_auc: float
+    n_pos: int
+    n_neg: int
+    n_excluded: int
+    boot_skipped: int  # resamples without both classes
+    roc: tuple[np.ndarray, np.ndarray] | None  # (fpr, tpr) of roc_curve(drop_intermediate=False)
+    readers: tuple[ReaderResult, ...] = ()
+    delong: DeLongResult | None = None
+    compare_roc: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def radiologists_below(self) -> int | None:
+        """Readers strictly below the ROC curve; None without readers (or without a curve)."""
+        return sum(r.below for r in self.readers) if self.readers else None
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    id_column: str
+    n: int
+    labels: tuple[LabelResult, ...]
+    mean_auc: float
+    mean_auc_ci: tuple[float, float]
+    mean_boot_skipped: int
+    calibration: ReliabilityBins
+    coherence: Coherence | None
+    n_boot: int
+    seed: int
+    missing: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    has_readers: bool = False
+    compared: bool = False
+
+    @property
+    def ece(self) -> float:
+        return self.calibration.ece
+
+    @property
+    def radiologists_below_mean(self) -> float | None:
+        counts = [r.radiologists_below for r in self.labels if r.radiologists_below is not None]
+        return float(np.mean(counts)) if counts else None
+
+    def label(self, name: str) -> LabelResult:
+        return next(r for r in self.labels if r.label == name)
+
+    def to_metrics(self) -> dict[str, Any]:
+        """The metrics.json document (NaN written as null)."""
+        labels = {}
+        for r in self.labels:
+            labels[r.label] = {
+                "auc": _num(r.auc),
+                "auc_ci": [_num(r.auc_ci[0]), _num(r.auc_ci[1])],
+                "pr_auc": _num(r.pr_auc),
+                "n_pos": r.n_pos,
+                "n_neg": r.n_neg,
+                "n_excluded": r.n_excluded,
+                "radiologists_below": r.radiologists_below,
+                "radiologists": {
+                    x.name: {"tpr": _num(x.point.tpr), "fpr": _num(x.point.fpr), "below": x.below} for x in r.readers
+                },
+                "delong_p": None if r.delong is None else _num(r.delong.p),
+                "compare_auc": None if r.delong is None else _num(r.delong.other_auc),
+                "bootstrap_skipped": r.boot_skipped,
+            }
+        coherence = self.coherence
+        return {
+            "n": self.n,
+            "labels": labels,
+            "mean_auc": _num(self.mean_auc),
+            "mean_auc_ci": [_num(self.mean_auc_ci[0]), _num(self.mean_auc_ci[1])],
+            "radiologists_below_mean": self.radiologists_below_mean,
+            "coherence": None if coherence is None else _num(coherence.rate),
+            "ece": _num(self.ece),
+            "id_column": self.id_column,
+            "missing": dict(self.missing),
+            "mean_auc_labels": [r.label for r in self.labels if not math.isnan(r.auc)],
+            "bootstrap": {
+                "resamples": self.n_boot,
+                "seed": self.seed,
+                "level": CI_LEVEL,
+                "skipped_for_mean": self.mean_boot_skipped,
+            },
+            "coherence_pairs": None if coherence is None else coherence.pairs,
+            "coherence_violations": None if coherence is None else coherence.violations,
+            "calibration_bins": {
+                "edges": [float(e) for e in self.calibration.edges],
+                "count": [int(c) for c in self.calibration.count],
+                "confidence": [_num(c) for c in self.calibration.confidence],
+                "frequency": [_num(f) for f in self.calibration.frequency],
+            },
+        }
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def evaluate(
+    data: EvaluationData,
+    *,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    graph: LabelGraph | None = None,
+) -> EvaluationResult:
+    """Per-label AUC with bootstrap CI, PR-AUC, ROC, readers, DeLong; mean AUC, coherence, ECE."""
+    n = len(data.ids)
+    basic = per_label_auc(data.codes, data.probs, data.labels)
+    notes = list(data.notes)
+    # (rows, y, scores) of each label: its rows coded 0 or 1
+    per_label = []
+    for k in range(len(data.labels)):
+        rows = np.flatnonzero((data.codes[:, k] == 0) | (data.codes[:, k] == 1))
+        per_label.append((rows, data.codes[rows, k], data.probs[rows, k]))
+    defined = [k for k, base in enumerate(basic) if not math.isnan(base.auc)]
+    indices = bootstrap_indices(n, n_boot, seed)
+    boot_aucs = paired_bootstrap_aucs(indices, n, [per_label[k] for k in defined])  # (defined, B)
+    boot_of = dict(zip(defined, boot_aucs))
+    results: list[LabelResult] = []
+    for k, base in enumerate(basic):
+        rows, y, scores = per_label[k]
+        if k not in boot_of:
+            notes.append(f"{base.label}: {base.n_pos} positive and {base.n_neg} negative rows; AUC undefined, "
+                         "left out of the mean")
+            results.append(LabelResult(
+                base.label, math.nan, (math.nan, math.nan), math.nan,
+                base.n_pos, base.n_neg, base.n_excluded, n_boot, None,
+            ))
+            continue
+        boot = boot_of[k]
+        fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+        readers: list[ReaderResult] = []
+        if data.readers:
+            fp_curve, tp_curve = roc_counts(y, scores)
+            for name, reads in data.readers.items():
+                column = reads[rows, k]
+                if np.isnan(column).any():  # this reader has no column for the label
+                    continue
+                point = operating_point(y, column)
+                readers.append(ReaderResult(name, point, is_below_curve(fp_curve, tp_curve, point)))
+        delong, compare_roc = None, None
+        if data.compare is not None and not np.isnan(data.compare[rows, k]).any():
+            other = data.compare[rows, k]
+            delong = delong_test(y, scores, other)
+            other_fpr, other_tpr, _ = roc_curve(y, other, drop_intermediate=False)
+            compare_roc = (other_fpr, other_tpr)
+        results.append(LabelResult(
+            label=base.label,
+            auc=base.auc,
+            auc_ci=percentile_ci(boot, CI_LEVEL),
+            pr_auc=float(average_precision_score(y, scores)),
+            n_pos=base.n_pos,
+            n_neg=base.n_neg,
+            n_excluded=base.n_excluded,
+            boot_skipped=int(np.isnan(boot).sum()),
+            roc=(fpr, tpr),
+            readers=tuple(readers),
+            delong=delong,
+            compare_roc=compare_roc,
+        ))
+    if defined and n_boot:
+        complete = np.isfinite(boot_aucs).all(axis=0)  # same resamples for every label: paired
+        mean_ci = percentile_ci(boot_aucs[:, complete].mean(axis=0), CI_LEVEL)
+        mean_skipped = int((~complete).sum())
+    else:
+        mean_ci, mean_skipped = (math.nan, math.nan), n_boot
+    coherence = None
+    if graph is not None:
+        coherence = coherence_rate(data.prediction_probs, data.prediction_labels, graph)
+        if not coherence.edges:
+            notes.append(f"no edge of the hierarchy {graph.name!r} joins two predicted labels; no coherence rate")
+            coherence = None
+    calibration = reliability_bins(
+        np.concatenate([y for _, y, _ in per_label]), np.concatenate([p for _, _, p in per_label])
+    )
+    return EvaluationResult(
+        id_column=data.id_column,
+        n=n,
+        labels=tuple(results),
+        mean_auc=mean_auc(basic),
+        mean_auc_ci=mean_ci,
+        mean_boot_skipped=mean_skipped,
+        calibration=calibration,
+        coherence=coherence,
+        n_boot=n_boot,
+        seed=seed,
+        missing=dict(data.missing),
+        notes=tuple(notes),
+        has_readers=bool(data.readers),
+        compared=data.compare is not None,
+    )
