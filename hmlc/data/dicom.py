@@ -30,8 +30,11 @@ _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 def is_dicom_file(path: str | Path) -> bool:
     """Whether ``path`` ends in .dcm/.dicom or starts with the DICOM preamble ("DICM" at byte 128)."""
     path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
         return True
+    if suffix in (".png", ".jpg", ".jpeg"):
+        return False  # the common case: no second open of every training image
     try:
         with open(path, "rb") as handle:
             handle.seek(128)

@@ -39,7 +39,13 @@ def decode_image(path: str | Path) -> np.ndarray:
 
     Colour images are converted to gray. A 16-bit image is scaled linearly so
     that its own maximum becomes 255 (0 stays 0); an all-zero image stays 0.
+    DICOM files (by suffix or their ``DICM`` preamble) go through
+    :func:`hmlc.data.dicom.decode_dicom` (modality and VOI LUTs, MONOCHROME1 inverted).
     """
+    from hmlc.data.dicom import decode_dicom, is_dicom_file
+
+    if os.path.isfile(path) and is_dicom_file(path):
+        return decode_dicom(path)
     try:
         buffer = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:

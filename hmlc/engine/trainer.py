@@ -198,7 +198,7 @@ class Trainer:
         if preprocessor is not None:
             # Fitted preprocessing state (e.g. a template) travels with the weights.
             for key, value in preprocessor.state().items():
-                extra[f"preprocess/{key}"] = torch.from_numpy(np.ascontiguousarray(value))
+                extra[f"preprocess/{key}"] = torch.from_numpy(np.array(value, order="C"))
         if with_state:
             meta["progress"] = dict(self.progress)
             meta["best_mean_auc"] = None if self.best_mean == -math.inf else self.best_mean

@@ -1,0 +1,164 @@
+"""``hmlc export``: parity with PyTorch, dynamic batch, embedded metadata; ``predict --runtime onnx``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hmlc.data.synthetic import SYNTHETIC_HIERARCHY, export_synthetic
+from hmlc.engine.export import load_torchscript, read_export_metadata
+from hmlc.engine.predictor import load_model
+
+from .conftest import IMAGE_SIZE, assert_one_line_error, checkpoint_metadata, run_hmlc
+
+LABELS = list(SYNTHETIC_HIERARCHY.labels)
+
+
+def _reference(run: Path, x: torch.Tensor) -> np.ndarray:
+    """What hmlc predict computes from normalised input, in PyTorch."""
+    with torch.no_grad():
+        return load_model(run).probabilities(x).numpy()
+
+
+def _random_input(n: int, size: int = IMAGE_SIZE, seed: int = 1) -> torch.Tensor:
+    return torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed)) * 2
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("run_name", ["ct_run", "flat_run"])
+def test_torchscript_export_matches_pytorch(
+    run_name: str, request: pytest.FixtureRequest, hmlc, tmp_path: Path
+) -> None:
+    run = request.getfixturevalue(run_name)
+    out = tmp_path / "model.pt"
+    code, stdout, err = hmlc("export", "--checkpoint", run, "--format", "torchscript", "--out", out)
+    assert code == 0, err
+    assert "verified" in stdout
+    # Plain torch, as a user without hmlc would load it.
+    extra = {"hmlc.json": ""}
+    module = torch.jit.load(str(out), _extra_files=extra)
+    meta = json.loads(extra["hmlc.json"])
+    for n in (1, 5):  # traced with a batch of 2: the batch size is free
+        x = _random_input(n)
+        with torch.no_grad():
+            got = module(x).numpy()
+        assert got.shape == (n, len(LABELS))
+        np.testing.assert_allclose(got, _reference(run, x), atol=1e-4, rtol=0)
+    trained = checkpoint_metadata(run / "checkpoints" / "best")
+    assert meta["labels"] == LABELS
+    assert meta["hierarchy_hash"] == trained["hierarchy_hash"]
+    assert meta["normalization"] == trained["normalization"]
+    assert meta["image_size"] == IMAGE_SIZE
+    assert json.loads(Path(f"{out}.json").read_text()) == meta
+    assert load_torchscript(out)[1] == meta == read_export_metadata(out)
+
+
+def test_export_at_another_image_size(ct_run: Path, hmlc, tmp_path: Path) -> None:
+    out = tmp_path / "big.pt"
+    code, stdout, err = hmlc(
+        "export", "--checkpoint", ct_run, "--format", "torchscript", "--out", out, "--image-size", 48
+    )
+    assert code == 0, err
+    module, meta = load_torchscript(out)
+    assert meta["image_size"] == 48 and meta["trained_image_size"] == IMAGE_SIZE
+    x = _random_input(3, 48)
+    with torch.no_grad():
+        np.testing.assert_allclose(module(x).numpy(), _reference(ct_run, x), atol=1e-4, rtol=0)
+
+
+def test_export_errors_exit_2_with_one_line(ct_run: Path, hmlc, tmp_path: Path) -> None:
+    code, _, err = hmlc(
+        "export", "--checkpoint", tmp_path / "none", "--format", "torchscript", "--out", tmp_path / "m.pt"
+    )
+    assert "none" in assert_one_line_error(code, err)
+    code, _, err = hmlc(
+        "export", "--checkpoint", ct_run, "--format", "torchscript", "--out", tmp_path / "m.pt", "--image-size", 4
+    )
+    assert "--image-size" in assert_one_line_error(code, err)
+    assert not (tmp_path / "m.pt").exists()
+
+
+# -------------------------------------------------------------------- ONNX
+@pytest.fixture(scope="module")
+def onnx_export(ct_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ct run exported to ONNX once (the exporter takes seconds)."""
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    from hmlc.engine.export import export_checkpoint
+
+    export_checkpoint(ct_run, "onnx", out)
+    return out
+
+
+@pytest.mark.slow
+def test_onnx_export_matches_pytorch_with_a_dynamic_batch(ct_run: Path, onnx_export: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(onnx_export))
+    props = {p.key: p.value for p in model.metadata_props}
+    meta = json.loads(props["hmlc"])
+    assert meta == json.loads(Path(f"{onnx_export}.json").read_text()) == read_export_metadata(onnx_export)
+    assert meta["labels"] == LABELS and meta["image_size"] == IMAGE_SIZE
+    session = ort.InferenceSession(str(onnx_export), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "image" and inp.shape[1:] == [1, IMAGE_SIZE, IMAGE_SIZE] and not isinstance(inp.shape[0], int)
+    for n in (1, 3, 9):
+        x = _random_input(n, seed=n)
+        (got,) = session.run(None, {"image": x.numpy()})
+        np.testing.assert_allclose(got, _reference(ct_run, x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_predict_with_onnx_runtime_equals_torch(
+    ct_run: Path, onnx_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "synth"
+    export_synthetic(folder, n=20, seed=4, image_size=40, valid_fraction=0.5)
+    outs = {}
+    for runtime, checkpoint in (("torch", ct_run), ("onnx", onnx_export)):
+        outs[runtime] = tmp_path / f"{runtime}.csv"
+        code, _, err = run_hmlc(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--runtime",
+                runtime,
+                str(folder / "valid"),
+                "--tta",
+                "2",
+                "--out",
+                str(outs[runtime]),
+            ],
+            capsys,
+            monkeypatch,
+        )
+        assert code == 0, err
+    torch_frame, onnx_frame = pd.read_csv(outs["torch"]), pd.read_csv(outs["onnx"])
+    assert list(onnx_frame["Path"]) == list(torch_frame["Path"]) and len(torch_frame) == 10
+    np.testing.assert_allclose(onnx_frame[LABELS].to_numpy(), torch_frame[LABELS].to_numpy(), atol=1e-4, rtol=0)
+    # An ensemble of the checkpoint with itself under ONNX: same labels and hierarchy, accepted.
+    code, _, err = run_hmlc(
+        [
+            "predict",
+            "--checkpoint",
+            str(onnx_export),
+            "--checkpoint",
+            str(onnx_export),
+            "--runtime",
+            "onnx",
+            str(folder / "valid"),
+            "--out",
+            str(tmp_path / "e.csv"),
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 0, err
