@@ -72,19 +72,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="extra hmlc settings for the hmlc runs, e.g. train.precision=bf16 or train.compile=true",
+    )
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     common = [
         f"model.backbone={args.backbone}", f"data.image_size={args.size}", f"data.params.n_train={args.n}",
         "data.params.n_valid=64", f"train.batch_size={args.batch}", "train.progress=false",
-        "output.tensorboard=false", f"train.device={device}",
+        "output.tensorboard=false", f"train.device={device}", *args.overrides,
     ]
     bare = bare_loop(args.backbone, args.size, args.n, args.batch, args.epochs, device)
     # Flat training, epoch 1 is warm-up; the rest are measured.
     rows = hmlc_epochs(common + ["train.method=flat", f"train.epochs={args.epochs + 1}"])
     ours = sum(float(r["train_images"]) for r in rows[1:]) / sum(float(r["epoch_seconds"]) for r in rows[1:])
-    print(f"device {device}, backbone {args.backbone}, {args.size}px, {args.n} images, batch {args.batch}")
+    print(f"device {device}, backbone {args.backbone}, {args.size}px, {args.n} images, batch {args.batch}, "
+          f"settings {args.overrides or 'default'}")
     print(f"bare PyTorch loop      {bare:10.0f} img/s")
     print(f"hmlc trainer (flat)    {ours:10.0f} img/s   ratio hmlc/bare = {ours / bare:.2f}")
     # CT stage 2: features computed once vs the frozen backbone run every epoch.
