@@ -370,7 +370,7 @@ def _run_pool(
 ) -> None:
     # Platform default start method: fork on Linux, where the sources are inherited, not pickled.
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context(), initializer=_init_worker, initargs=initargs
+        max_workers=workers, mp_context=_worker_context(), initializer=_init_worker, initargs=initargs
     )
     pending: set[Future[np.ndarray]] = set()
     queue = iter(chunks)
@@ -399,6 +399,17 @@ def _run_pool(
 
 
 _WORKER: dict[str, Any] = {}
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """A start method that does not fork a parent whose OpenCV thread pool may be busy.
+
+    A forked child inherits OpenCV's thread pool in whatever state the parent
+    left it, and can hang inside cv2 (opencv/opencv#5150); forkserver (or
+    spawn where there is none) starts workers from a clean process.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _init_worker(images: ImageSource, preprocessor: Preprocessor | None, size: int, path: str) -> None:

@@ -231,12 +231,15 @@ def test_a_failing_preprocessor_names_the_image(exported, tmp_path) -> None:
         build_cache(split, Failing(), 16, tmp_path / "e", workers=1, progress=False)
 
 
+class Crashing(CenterCrop):
+    """Module level, so that worker processes started by forkserver can unpickle it."""
+
+    name = "crashing"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        os._exit(1)  # what the kernel's OOM killer does to a worker
+
+
 def test_a_worker_that_dies_is_reported_with_what_to_do(exported, tmp_path) -> None:
-    class Crashing(CenterCrop):
-        name = "crashing"
-
-        def __call__(self, img: np.ndarray) -> np.ndarray:
-            os._exit(1)  # what the kernel's OOM killer does to a worker
-
     with pytest.raises(DataError, match="worker process died.*fewer --workers"):
         build_cache(_split(exported), Crashing(), 16, tmp_path / "e", workers=2, progress=False)

@@ -1,4 +1,12 @@
-"""CheXpert plugin for hmlc."""
+"""CheXpert plugin for hmlc (Pham et al. 2019).
+
+Registers, through :mod:`hmlc_chexpert.plugin`: the hierarchy "chexpert",
+the dataset reader "chexpert" (:mod:`hmlc_chexpert.dataset`), the
+preprocessor "template-match" (:mod:`hmlc_chexpert.template_match`), the
+paper's six backbones (:mod:`hmlc_chexpert.backbones`) and the presets
+"chexpert/..." (:mod:`hmlc_chexpert.presets`). Importing this package
+loads none of them.
+"""
 
 from pathlib import Path
 
