@@ -145,7 +145,7 @@ class TrainConfig(_Section):
     progress: bool = Field(True, description="Progress bars on a terminal.")
 
     @model_validator(mode="after")
-    def _derive_stages(self) -> TrainConfig:
+    def _stages_not_empty(self) -> TrainConfig:
         if self.stages is not None and not self.stages:
             raise ValueError("stages is empty; remove it to derive stages from 'method'")
         return self

@@ -118,7 +118,7 @@ class Trainer:
             return multiclass_ce(out, t, w)
         return masked_bce_with_logits(out, t, w)
 
-    def _stage_weights(self, stage: StageConfig, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    def _stage_weights(self, stage: StageConfig, weights: np.ndarray) -> np.ndarray:
         if stage.loss == "conditional" or stage.subset == "conditional":
             from hmlc.conditional import conditional_mask
 
@@ -248,7 +248,7 @@ class Trainer:
 
                 assert isinstance(self.model, HmlcModel)
                 self.model.freeze_backbone()
-                params = [p for p in self.model.head.parameters()]
+                params = list(self.model.head_parameters())
             else:
                 self.model.unfreeze_backbone()  # a full stage after a head stage trains everything
                 params = list(self.model.parameters())
@@ -362,7 +362,7 @@ class Trainer:
 
         cfg = self.config
         targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
-        weights = self._stage_weights(stage, targets, weights)
+        weights = self._stage_weights(stage, weights)
         contributes = (
             contributing_samples(weights > 0, weights)
             if stage.subset == "conditional"
