@@ -56,14 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"hmlc: error: {format_validation_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("hmlc: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # `hmlc ... | head`: the reader went away; not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A path the user gave cannot be read or written (permissions, a full disk, ...).
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"hmlc: error: cannot use{where}: {exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hmlc: interrupted", file=sys.stderr)
+        return 130
 
 
 def entry() -> None:

@@ -52,3 +52,12 @@ def main_exit(argv):
         return main(argv)
     except SystemExit as exc:  # argparse type errors exit through the parser
         return exc.code
+
+
+def test_an_unwritable_output_path_is_one_line_and_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["synth", "export", str(blocker / "sub"), "--n", "10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hmlc: error:") and "a-file" in err[0]
+    assert blocker.read_text() == "not a folder"
