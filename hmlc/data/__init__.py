@@ -1,25 +1,44 @@
 """Data: label tables, the image pipeline, dataset readers and the synthetic dataset."""
 
-from hmlc.data.datasets import CsvDataset, DatasetReader, DatasetSplit, register_builtin_datasets
-from hmlc.data.images import (
-    ArrayImageSource,
-    FileImageSource,
-    ImageDataset,
-    ImageSource,
-    decode_image,
-    missing_files,
-    random_flip_augment,
-    resize_square,
-)
-from hmlc.data.synthetic import (
-    SYNTHETIC_HIERARCHY,
-    SyntheticConfig,
-    SyntheticDataset,
-    export_synthetic,
-    generate_synthetic,
-    register_builtin_hierarchies,
-)
-from hmlc.data.table import LabelTable, read_label_csv
+import importlib
+from typing import Any
+
+# Names are imported on first use (PEP 562), so that reading a CSV does not import torch.
+_HOMES = {
+    "LabelTable": "table",
+    "read_label_csv": "table",
+    "decode_image": "images",
+    "resize_square": "images",
+    "ImageSource": "images",
+    "ArrayImageSource": "images",
+    "FileImageSource": "images",
+    "missing_files": "images",
+    "ImageDataset": "images",
+    "random_flip_augment": "images",
+    "DatasetSplit": "datasets",
+    "DatasetReader": "datasets",
+    "CsvDataset": "datasets",
+    "register_builtin_datasets": "datasets",
+    "SYNTHETIC_HIERARCHY": "synthetic",
+    "SyntheticConfig": "synthetic",
+    "generate_synthetic": "synthetic",
+    "SyntheticDataset": "synthetic",
+    "export_synthetic": "synthetic",
+    "register_builtin_hierarchies": "synthetic",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"hmlc.data.{_HOMES[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hmlc.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_HOMES))
+
 
 __all__ = [
     "LabelTable",
