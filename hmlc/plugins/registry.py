@@ -103,6 +103,17 @@ def describe(obj: Any) -> str:
 
     if isinstance(obj, (str, Path)):
         text = f"from {obj}"
+        path = Path(obj)
+        if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+            # A preset file may describe itself; hierarchy files name their source.
+            import yaml
+
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("description"), str):
+                text = data["description"]
     elif isinstance(obj, dict):
         text = obj.get("description", "")
     else:
