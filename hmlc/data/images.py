@@ -7,7 +7,7 @@ input; the model side converts to float and normalises.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -25,13 +25,9 @@ __all__ = [
     "ArrayImageSource",
     "FileImageSource",
     "missing_files",
-    "ImageDataset",
-    "Augment",
-    "random_flip_augment",
+    "ImageIndexDataset",
+    "SubsetImageSource",
 ]
-
-#: An augmentation: takes a uint8 (H, W) image and a numpy Generator, returns a uint8 image.
-Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def decode_image(path: str | Path) -> np.ndarray:
@@ -127,54 +123,35 @@ def missing_files(paths: Sequence[str | Path]) -> list[str]:
     return [str(p) for p in paths if not os.path.isfile(p)]
 
 
-def random_flip_augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flip horizontally with probability 0.5."""
-    return np.ascontiguousarray(img[:, ::-1]) if rng.random() < 0.5 else img
+class ImageIndexDataset(Dataset):
+    """``(uint8 image (1, H, W), index)`` items of an image source, for a DataLoader.
 
-
-class ImageDataset(Dataset):
-    """Items ``(image uint8 (1, H, W), targets float32 (K,), weights float32 (K,), index)``.
-
-    ``augment(img, rng)`` runs on each read with a numpy Generator seeded
-    from ``torch.initial_seed()``, so each DataLoader worker draws its own
-    reproducible stream (a DataLoader reseeds workers every epoch).
+    Targets, weights and augmentation stay with the caller, which looks them
+    up by index (the trainer redraws targets per epoch and flips on the
+    device with a seeded generator, so runs resume exactly).
     """
 
-    def __init__(
-        self,
-        images: ImageSource,
-        targets: np.ndarray,
-        weights: np.ndarray,
-        augment: Augment | None = None,
-    ) -> None:
-        targets = np.asarray(targets, dtype=np.float32)
-        weights = np.asarray(weights, dtype=np.float32)
-        if targets.ndim != 2 or targets.shape != weights.shape or len(targets) != len(images):
-            raise DataError(
-                f"{len(images)} images need targets and weights of equal shape (N, K); "
-                f"got {targets.shape} and {weights.shape}"
-            )
+    def __init__(self, images: ImageSource) -> None:
         self.images = images
-        self.targets = torch.from_numpy(targets)
-        self.weights = torch.from_numpy(weights)
-        self.augment = augment
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def _generator(self) -> np.random.Generator:
-        seed = torch.initial_seed()
-        if self._rng is None or self._rng_seed != seed:
-            self._rng = np.random.default_rng(seed)
-            self._rng_seed = seed
-        return self._rng
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = np.ascontiguousarray(self.images.read(int(i)))
+        return torch.from_numpy(img)[None], int(i)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        i = int(i)
-        img = self.images.read(i)
-        if self.augment is not None:
-            img = self.augment(img, self._generator())
-        image = torch.from_numpy(np.ascontiguousarray(img, dtype=np.uint8)).unsqueeze(0)
-        return image, self.targets[i], self.weights[i], i
+
+class SubsetImageSource:
+    """Some images of another image source, by index."""
+
+    def __init__(self, source: ImageSource, indices: np.ndarray) -> None:
+        self.source = source
+        self.indices = np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def read(self, i: int) -> np.ndarray:
+        return self.source.read(int(self.indices[i]))
+

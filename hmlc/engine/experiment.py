@@ -20,6 +20,7 @@ import numpy as np
 
 from hmlc.config import ExperimentConfig
 from hmlc.data.preprocess import Preprocessor
+from hmlc.data.images import SubsetImageSource
 from hmlc.errors import ConfigError, DataError, PluginError
 from hmlc.hierarchy import LabelGraph
 
@@ -218,7 +219,7 @@ def _fit_preprocessor(preprocessor: Preprocessor | None, train: _Source, cache_d
                 f"preprocessor {preprocessor.name!r} fits on {', '.join(preprocessor.fit_views)} images, "
                 f"but split {train.name!r} has none"
             )
-        images = _SubsetImages(images, keep)
+        images = SubsetImageSource(images, keep)
     n = len(images) if preprocessor.fit_images is None else min(len(images), preprocessor.fit_images)
     _say(
         f"fitting preprocessor {preprocessor.name!r} on {n} {train.name} images "
@@ -254,7 +255,7 @@ def prepare_experiment(config: ExperimentConfig, with_valid: bool = True) -> Exp
     if config.data.limit is not None and config.data.limit < len(table):
         idx = np.arange(config.data.limit)
         table = table.subset(idx)
-        images = _SubsetImages(images, idx)
+        images = SubsetImageSource(images, idx)
     codes = table.codes()
     changed = {label: 0 for label in graph.labels}
     if config.data.closure.enabled:
@@ -319,17 +320,3 @@ def build_caches(
             inputs=inputs,
         )
     return builds
-
-
-class _SubsetImages:
-    """Some images of another image source, by index."""
-
-    def __init__(self, source: Any, indices: np.ndarray) -> None:
-        self.source = source
-        self.indices = indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def read(self, i: int) -> np.ndarray:
-        return self.source.read(int(self.indices[i]))

@@ -9,23 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hmlc.data.images import ImageIndexDataset
 from hmlc.hierarchy import LabelGraph
 
-__all__ = ["binary_logits", "outputs_to_probabilities", "forward_images", "ImageIndexDataset"]
-
-
-class ImageIndexDataset(Dataset):
-    """(uint8 image (1, H, W), index) pairs from an image source, for inference."""
-
-    def __init__(self, images: Any) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = np.ascontiguousarray(self.images.read(i))
-        return torch.from_numpy(img)[None], i
+__all__ = ["binary_logits", "outputs_to_probabilities", "forward_images"]
 
 
 def binary_logits(outputs: torch.Tensor, multiclass: bool) -> torch.Tensor:

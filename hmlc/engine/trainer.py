@@ -235,6 +235,7 @@ class Trainer:
     def fit(self, stop_after_epochs: int | None = None) -> TrainResult:
         epochs_run = 0
         completed = True
+        last_val: list[LabelAUC] | None = None  # validation of the current weights, if any
         stage: StageConfig | None = None
         for si, stage in enumerate(self.stages):
             if si < self.progress["stage"]:
@@ -274,7 +275,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 loss, n_images = self._train_epoch(si, stage, epoch, features)
                 elapsed = time.perf_counter() - t0
-                val = self.evaluate(stage)
+                val = last_val = self.evaluate(stage)
                 val_mean = mean_auc(val, self.config.evaluation.labels) if val else math.nan
                 self.progress = {"stage": si, "epoch": epoch + 1}
                 row = {
@@ -303,7 +304,8 @@ class Trainer:
             self.progress = {"stage": len(self.stages), "epoch": 0}
         self.replicas_identical = self._replicas_identical()
         final_stage = stage or self.stages[-1]
-        final = self.evaluate(final_stage) or []
+        # The last epoch already validated these weights; evaluate only if none ran here.
+        final = (last_val if epochs_run else self.evaluate(final_stage)) or []
         if completed:
             self._save("last", final_stage, final or None, with_state=True)
         if self.log is not None:
@@ -393,7 +395,7 @@ class Trainer:
             batches = [order[i : i + cfg.train.batch_size] for i in range(0, len(order), cfg.train.batch_size)]
             iterator: Any = ((None, b) for b in batches)
         else:
-            from hmlc.engine.inference import ImageIndexDataset
+            from hmlc.data.images import ImageIndexDataset
 
             loader = DataLoader(
                 ImageIndexDataset(self.data.train.images), batch_size=cfg.train.batch_size, sampler=sampler,

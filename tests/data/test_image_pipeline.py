@@ -1,4 +1,4 @@
-"""Decoding, resizing, image sources and ImageDataset."""
+"""Decoding, resizing, image sources and the DataLoader dataset over them."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from torch.utils.data import DataLoader
 from hmlc.data.images import (
     ArrayImageSource,
     FileImageSource,
-    ImageDataset,
+    ImageIndexDataset,
     ImageSource,
     decode_image,
     missing_files,
-    random_flip_augment,
+    SubsetImageSource,
     resize_square,
 )
 from hmlc.errors import DataError
@@ -113,46 +113,20 @@ def test_sources(tmp_path: Path) -> None:
     assert missing_files([*paths, tmp_path / "gone.png", tmp_path]) == [str(tmp_path / "gone.png"), str(tmp_path)]
 
 
-def dataset(n: int = 6, augment=None) -> ImageDataset:
-    imgs = np.stack([np.tile(np.arange(8, dtype=np.uint8), (8, 1)) + i for i in range(n)])
-    targets = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
-    return ImageDataset(ArrayImageSource(imgs), targets, np.ones((n, 3), np.float32), augment)
+def test_image_index_dataset_items_through_a_dataloader() -> None:
+    imgs = np.stack([np.full((4, 5), i, np.uint8) for i in range(6)])
+    ds = ImageIndexDataset(ArrayImageSource(imgs))
+    image, index = ds[4]
+    assert len(ds) == 6 and index == 4
+    assert image.dtype == torch.uint8 and image.shape == (1, 4, 5) and int(image[0, 0, 0]) == 4
+    batches = list(DataLoader(ds, batch_size=4, num_workers=0))
+    assert [b[1].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5]]
+    assert batches[1][0][:, 0, 0, 0].tolist() == [4, 5]
 
 
-def test_image_dataset_items() -> None:
-    ds = dataset()
-    image, targets, weights, index = ds[4]
-    assert image.dtype == torch.uint8 and image.shape == (1, 8, 8)
-    assert targets.dtype == torch.float32 and targets.tolist() == [12, 13, 14]
-    assert weights.dtype == torch.float32 and weights.shape == (3,)
-    assert index == 4 and int(image[0, 0, 0]) == 4
-    batch = next(iter(DataLoader(ds, batch_size=6)))
-    assert batch[0].shape == (6, 1, 8, 8) and batch[3].tolist() == list(range(6))
-    with pytest.raises(DataError, match="equal shape"):
-        ImageDataset(ArrayImageSource(np.zeros((2, 4, 4), np.uint8)), np.zeros((2, 3)), np.zeros((2, 2)))
-    with pytest.raises(DataError):
-        ImageDataset(ArrayImageSource(np.zeros((2, 4, 4), np.uint8)), np.zeros((3, 3)), np.zeros((3, 3)))
+def test_subset_image_source_reads_by_index() -> None:
+    imgs = np.stack([np.full((3, 3), i, np.uint8) for i in range(5)])
+    subset = SubsetImageSource(ArrayImageSource(imgs), np.array([4, 1]))
+    assert isinstance(subset, ImageSource) and len(subset) == 2
+    assert [int(subset.read(i)[0, 0]) for i in range(2)] == [4, 1]
 
-
-def test_random_flip_is_seeded_and_flips_about_half() -> None:
-    def flips(seed: int) -> list[bool]:
-        torch.manual_seed(seed)
-        ds = dataset(200, random_flip_augment)
-        return [bool(ds[i][0][0, 0, 0] == 7 + i) for i in range(200)]
-
-    first = flips(0)
-    assert first == flips(0)
-    assert first != flips(1)
-    assert 60 < sum(first) < 140
-    ds = dataset(1, random_flip_augment)
-    image = next(img for img, *_ in (ds[0] for _ in range(50)) if img[0, 0, 0] == 7)
-    assert image[0, 0].tolist() == list(range(7, -1, -1))
-
-
-def test_random_flip_differs_between_workers() -> None:
-    torch.manual_seed(0)
-    ds = dataset(64, random_flip_augment)
-    loader = DataLoader(ds, batch_size=32, num_workers=2)
-    # The corner pixel of item i holds i, or 7 + i when flipped.
-    patterns = [(images[:, 0, 0, 0] != index).tolist() for images, _, _, index in loader]
-    assert patterns[0] != patterns[1]
