@@ -73,7 +73,8 @@ def setup_runtime(
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = _resolve_device(device, local_rank)
-    distributed = world_size > 1
+    # Launched by torchrun: DDP even with one process (same code path as on N GPUs).
+    distributed = world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ
     if distributed and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":

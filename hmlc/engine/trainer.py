@@ -23,7 +23,7 @@ from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardow
 from hmlc.errors import CheckpointError, ConfigError
 from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
 
-__all__ = ["Trainer", "TrainResult", "train", "output_kind"]
+__all__ = ["Trainer", "TrainResult", "train", "output_kind", "random_hflip"]
 
 
 def output_kind(stage: StageConfig) -> str:
@@ -85,6 +85,7 @@ class Trainer:
             runtime.device.type, enabled=runtime.amp_dtype == torch.float16 and runtime.device.type == "cuda"
         )
         self._resume_optimizer: dict[str, Any] | None = None
+        self._wrapped: tuple[tuple[int, bool], nn.Module] | None = None
 
     # ------------------------------------------------------------- helpers
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,14 +97,7 @@ class Trainer:
         return x
 
     def _flip(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if not self.config.data.augment:
-            return x
-        flip = torch.rand(x.shape[0], generator=generator) < 0.5
-        if flip.any():
-            x = x.clone()
-            idx = flip.nonzero().squeeze(1).to(x.device)
-            x[idx] = x[idx].flip(-1)
-        return x
+        return random_hflip(x, generator) if self.config.data.augment else x
 
     def _loss(self, stage: StageConfig, out: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         from hmlc.chain_rule import masked_bce_with_logits, multiclass_ce, unconditional_bce
@@ -378,17 +372,14 @@ class Trainer:
         w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
         generator = self._generator(si, epoch)
         model = self.model
-        train_module: nn.Module = _Classifier(model) if features is not None else model
-        if self.rt.distributed:
-            train_module = nn.parallel.DistributedDataParallel(
-                train_module, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda" else None
-            )
-        if cfg.train.compile and features is None:
-            train_module = torch.compile(train_module)
+        train_module = self._train_module(si, features is not None)
         model.train()
         if stage.train == "head":
             model.freeze_backbone()  # keeps frozen BatchNorm statistics fixed
-        total, count, n_images = 0.0, 0, 0
+        # The loss is summed on the device: reading it every step would make the
+        # host wait for the GPU at each batch instead of queueing the next one.
+        total = torch.zeros((), dtype=torch.float64, device=self.rt.device)
+        n_images, steps = 0, 0
         bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
         if features is not None:
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
@@ -405,13 +396,13 @@ class Trainer:
             iterator = ((x, idx) for x, idx in loader)
         t0 = time.perf_counter()
         for x, idx in iterator:
-            idx_dev = idx.to(self.rt.device)
+            idx_dev = idx.to(self.rt.device, non_blocking=True)
             with self.rt.autocast():
                 if features is not None:
                     out = train_module(features[idx_dev])
                 else:
-                    x = self._flip(x, generator)
-                    out = train_module(self._prepare(x.to(self.rt.device, non_blocking=True)))
+                    x = self._flip(x.to(self.rt.device, non_blocking=True), generator)
+                    out = train_module(self._prepare(x))
             loss = self._loss(stage, out, t_all[idx_dev], w_all[idx_dev])
             self._optimizer.zero_grad(set_to_none=True)
             # fp16 needs loss scaling; the scaler is a no-op for bf16 and fp32.
@@ -421,11 +412,15 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             self._scaler.step(self._optimizer)
             self._scaler.update()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
+            total += loss.detach().double() * len(idx)
             n_images += len(idx)
-            bar.update(len(idx))
-            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}")
+            steps += 1
+            if not bar.disable:
+                bar.update(len(idx))
+                if steps % 20 == 1:
+                    bar.set_postfix(
+                        loss=f"{float(total) / n_images:.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}"
+                    )
         bar.close()
         if self.rt.distributed:
             # DDP syncs buffers at the start of a forward; the last forward of the
@@ -434,7 +429,36 @@ class Trainer:
 
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
-        return total / max(count, 1), n_images
+        return float(total) / max(n_images, 1), n_images
+
+    def _train_module(self, stage_index: int, on_features: bool) -> nn.Module:
+        """What a training step calls: the model (or its head on cached features), wrapped
+        for DDP and compiled as configured; built once per stage so compiled code is reused."""
+        key = (stage_index, on_features)
+        if self._wrapped is not None and self._wrapped[0] == key:
+            return self._wrapped[1]
+        module: nn.Module = _Classifier(self.model) if on_features else self.model
+        if self.rt.distributed:
+            module = nn.parallel.DistributedDataParallel(
+                module, device_ids=[self.rt.device.index] if self.rt.device.type == "cuda" else None
+            )
+        if self.config.train.compile and not on_features:
+            module = torch.compile(module)  # type: ignore[assignment]
+        self._wrapped = (key, module)
+        return module
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of the batch flipped horizontally with probability 1/2.
+
+    The draw comes from ``generator`` on the CPU, so it is the same on every
+    device; the flip itself runs where ``x`` is (on the GPU after the copy).
+    """
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    if not flip.any():
+        return x
+    mask = flip.to(x.device, non_blocking=True).view(-1, *([1] * (x.ndim - 1)))
+    return torch.where(mask, x.flip(-1), x)
 
 
 class _Classifier(nn.Module):
@@ -510,6 +534,10 @@ def train(
                     "history": result.history,
                 },
             )
+        # All ranks leave together: destroying the process group is a collective,
+        # and a rank that tears down while another still writes can abort (gloo)
+        # or hang (NCCL). Not on the error path, where a barrier could wait forever.
+        runtime.barrier()
         return result
     finally:
         teardown_runtime(runtime)

@@ -160,3 +160,32 @@ def test_closure_can_be_turned_off(tmp_path):
     config = load_config(run / "config.yaml")
     data = prepare_experiment(config, with_valid=False)
     assert np.array_equal(np.nan_to_num(data.train.codes, nan=9), np.nan_to_num(data.train.table.codes(), nan=9))
+
+
+def test_random_hflip_flips_a_reproducible_random_subset():
+    from hmlc.engine.trainer import random_hflip
+
+    x = torch.arange(64 * 2 * 3, dtype=torch.uint8).reshape(64, 1, 2, 3)
+    out = random_hflip(x, torch.Generator().manual_seed(7))
+    flipped = [bool(torch.equal(out[i], x[i].flip(-1))) for i in range(64)]
+    kept = [bool(torch.equal(out[i], x[i])) for i in range(64)]
+    assert all(f != k for f, k in zip(flipped, kept))  # every image is either flipped or untouched
+    assert 16 < sum(flipped) < 48
+    again = random_hflip(x, torch.Generator().manual_seed(7))
+    assert torch.equal(out, again) and out.dtype == torch.uint8
+
+
+@pytest.mark.slow
+def test_compiled_training_compiles_once_per_stage(tmp_path):
+    """train.compile=true trains, and compiles per batch shape, not per epoch."""
+    import torch._dynamo.utils as dynamo_utils
+
+    torch._dynamo.reset()
+    dynamo_utils.counters.clear()
+    run = _train(
+        tmp_path, "train.compile=true", "train.method=flat", "train.epochs=3", "train.deterministic=false",
+        "data.params.n_train=100",  # a last batch of 4 besides the full ones
+    )
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2", "3"]
+    assert 1 <= dynamo_utils.counters["frames"]["ok"] <= 2
+    assert json.loads((run / "results.json").read_text())["completed"]
