@@ -13,6 +13,9 @@ mkdir -p .gpu/wheels
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
   -d .gpu/wheels pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+# hmlc and hmlc-chexpert as wheels too: gpu_run.sh installs from the working tree and falls
+# back to these if the device cannot build them.
+rm -rf .gpu/own && python3 -m pip wheel -q --no-deps -w .gpu/own . plugins/chexpert
 if [ "${1:-}" = "--chexpert" ]; then
   src=${2:?--chexpert needs a folder}
   rm -rf .gpu/chexpert && mkdir -p .gpu/chexpert

@@ -69,7 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows = [[a.label, _fmt(a.auc), a.n_pos, a.n_neg] for a in result.final]
     print()
     print_table(["label", "AUC", "pos", "neg"], rows, align_right=(1, 2, 3))
-    print(f"mean AUC {_fmt(result.final_mean)}   (best epoch: {_fmt(result.best_mean)})")
+    over = f" over {', '.join(result.mean_labels)}" if result.mean_labels else ""
+    print(f"mean AUC{over}: {_fmt(result.final_mean)}   (best epoch: {_fmt(result.best_mean)})")
     print(f"run directory: {result.run_dir}")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")

@@ -41,6 +41,8 @@ class TrainResult:
     best_checkpoint: Path | None
     completed: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The labels the means are taken over (evaluation.labels); None: every label with both classes.
+    mean_labels: tuple[str, ...] | None = None
 
 
 class Trainer:
@@ -314,6 +316,7 @@ class Trainer:
             best_checkpoint=best if best.exists() else None,
             completed=completed,
             history=self.history,
+            mean_labels=tuple(self.config.evaluation.labels) if self.config.evaluation.labels else None,
         )
 
     def _replicas_identical(self) -> bool | None:
