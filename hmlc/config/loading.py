@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import types
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
@@ -79,11 +80,37 @@ def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def _takes_text(parts: Sequence[str]) -> bool:
+    """Whether the configuration key at ``parts`` holds text (a name or a path) and nothing else.
+
+    For such keys ``--set`` keeps what was typed: ``output.name=off`` or
+    ``output.name=2026-11-26`` name a run, although YAML reads them as a
+    boolean and a date.
+    """
+    from pydantic import BaseModel
+
+    model: Any = ExperimentConfig
+    annotation: Any = None
+    for part in parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return False
+        annotation = model.model_fields[part].annotation
+        nested = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+        model = nested[0] if len(nested) == 1 else None
+    args = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    if get_origin(annotation) not in (None, Union, types.UnionType):
+        return False
+    return bool(args) and all(isinstance(a, type) and issubclass(a, (str, PurePath)) for a in args)
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``--set`` overrides in order to a configuration dict."""
     out = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
+        raw = text.partition("=")[2].strip()
+        if value is not None and not isinstance(value, str) and _takes_text(parts):
+            value = raw
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -302,3 +302,21 @@ def test_assignment_is_validated() -> None:
     config = ExperimentConfig()
     with pytest.raises(ValidationError, match="epochs"):
         config.train.epochs = -1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("typed", ["off", "yes", "2026-11-26", "1e-4", "12", "true"])
+def test_set_keeps_the_text_typed_for_names_and_paths(typed: str) -> None:
+    """YAML reads these as booleans, dates and numbers; a run name or a folder is still what was typed."""
+    cfg = load_config(None, None, [f"output.name={typed}", f"data.root=/data/{typed}", f"output.dir={typed}"])
+    assert cfg.output.name == typed
+    assert str(cfg.output.dir) == typed
+    assert str(cfg.data.root) == f"/data/{typed}"
+
+
+def test_set_null_still_clears_an_optional_text_key() -> None:
+    assert load_config(None, None, ["output.name=run", "output.name=null"]).output.name is None
+
+
+def test_set_reads_typed_values_for_typed_keys() -> None:
+    cfg = load_config(None, None, ["train.epochs=12", "data.augment=off", "train.lr=1e-4"])
+    assert cfg.train.epochs == 12 and cfg.data.augment is False and cfg.train.lr == 1e-4

@@ -189,3 +189,62 @@ def test_compiled_training_compiles_once_per_stage(tmp_path):
     assert [r["epoch"] for r in _rows(run)] == ["1", "2", "3"]
     assert 1 <= dynamo_utils.counters["frames"]["ok"] <= 2
     assert json.loads((run / "results.json").read_text())["completed"]
+
+
+def test_loader_workers_change_nothing_but_speed(tmp_path):
+    """data.num_workers=2 reads in worker processes and ends with the same weights as reading in-process."""
+    inline = _train(tmp_path, "data.num_workers=0", name="inline")
+    workers = _train(tmp_path, "data.num_workers=2", name="workers")
+    a = load_file(str(inline / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(workers / "checkpoints" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_tensorboard_gets_the_same_scalars_as_metrics_csv(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = _train(tmp_path, "output.tensorboard=true", name="tb")
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("val_mean_auc")]
+    rows = _rows(run)
+    assert [step for step, _ in logged] == [1, 2, 3]
+    assert [v for _, v in logged] == pytest.approx([float(r["val_mean_auc"]) for r in rows], abs=1e-6)
+    assert "val_auc/Line Through Mass" in events.Tags()["scalars"]
+    off = _train(tmp_path, "output.tensorboard=false", name="off")
+    assert not (off / "tensorboard").exists()
+
+
+@pytest.mark.slow
+def test_loader_workers_decoding_files_after_opencv_threads_do_not_hang(tmp_path):
+    """The process that forks the DataLoader workers has used OpenCV's thread pool (as template
+    fitting does); the workers then decode PNGs with OpenCV. A fork-unsafe step there hangs."""
+    import subprocess
+    import sys
+
+    from hmlc.data.synthetic import export_synthetic
+
+    export_synthetic(tmp_path / "synth", n=80, seed=1, image_size=40)
+    settings = [
+        arg
+        for item in (
+            "data.dataset=csv", "hierarchy=synthetic", f"data.root={tmp_path / 'synth'}", "data.num_workers=2",
+            "data.image_size=32", "output.name=files", "train.epochs=2", "train.head_epochs=1",
+            "train.batch_size=16", "train.progress=false", "output.tensorboard=false",
+        )
+        for arg in ("--set", item)
+    ]
+    script = f"""
+import cv2, numpy as np
+from hmlc.cli.main import main
+big = np.random.default_rng(0).integers(0, 255, (2000, 2000), dtype=np.uint8)
+for _ in range(10):
+    cv2.GaussianBlur(cv2.resize(big, (1500, 1500)), (31, 31), 0)
+raise SystemExit(main(["train", "--out", {str(tmp_path)!r}, *{settings!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "files" / "results.json").read_text())["completed"]
