@@ -23,7 +23,7 @@ from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardow
 from hmlc.errors import CheckpointError, ConfigError
 from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
 
-__all__ = ["Trainer", "TrainResult", "train", "output_kind", "random_hflip"]
+__all__ = ["Trainer", "TrainResult", "train", "output_kind", "random_hflip", "replicas_identical"]
 
 
 def output_kind(stage: StageConfig) -> str:
@@ -323,14 +323,7 @@ class Trainer:
         """Under DDP, whether every rank holds bitwise the same weights and buffers."""
         if not self.rt.distributed:
             return None
-        import torch.distributed as dist
-
-        with torch.no_grad():
-            flat = torch.cat([t.detach().double().flatten().cpu() for t in self.model.state_dict().values()])
-            mine = flat.to(self.rt.device)
-            gathered = [torch.empty_like(mine) for _ in range(self.rt.world_size)]
-            dist.all_gather(gathered, mine)
-        same = all(torch.equal(g, gathered[0]) for g in gathered)
+        same = replicas_identical(self.model, self.rt.device)
         if not same:
             self._say("warning: DDP ranks ended with different weights")
         return same
@@ -449,6 +442,28 @@ class Trainer:
             module = torch.compile(module)  # type: ignore[assignment]
         self._wrapped = (key, module)
         return module
+
+
+def replicas_identical(model: nn.Module, device: torch.device) -> bool:
+    """Whether every rank of the default process group holds bitwise the same state dict.
+
+    Each rank hashes its weights' bytes; only the 32-byte digests are gathered,
+    whatever the model's size and the number of ranks. A collective: every
+    rank must call it.
+    """
+    import hashlib
+
+    import torch.distributed as dist
+
+    digest = hashlib.blake2b(digest_size=32)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    mine = torch.tensor(list(digest.digest()), dtype=torch.uint8, device=device)
+    gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
 def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -41,3 +41,31 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
     header = rows[0].split(",")
     first = dict(zip(header, rows[1].split(",")))
     assert int(first["train_images"]) == 48
+
+
+def _replica_worker(rank: int, port: int, perturb: bool, results) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from hmlc.engine.trainer import replicas_identical
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+        if perturb and rank == 1:
+            with torch.no_grad():
+                model[1].running_mean[2] += 1e-7  # a buffer, one element, the last bits
+        results[rank] = replicas_identical(model, torch.device("cpu"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_replica_check_sees_one_differing_buffer_element(perturb):
+    import torch.multiprocessing as mp
+
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_replica_worker, args=(_free_port(), perturb, results), nprocs=2, join=True)
+        assert dict(results) == {0: not perturb, 1: not perturb}
