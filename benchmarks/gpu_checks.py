@@ -20,6 +20,8 @@ Sections:
               the default layout in fp32
   backbones   train and inference img/s and peak memory of each paper backbone at
               its input size (random weights, batch 32, the trainer's precision)
+  formats     train img/s of one backbone in fp32/bf16/fp16, contiguous and
+              channels_last: what mixed precision and the memory format bring
   loader      img/s of the DataLoader reading a 224 px memory-mapped cache
   trainer     hmlc's trainer against a bare PyTorch loop, same process and settings
   chexpert    `hmlc prepare` + `hmlc train --preset chexpert/u-ones-ct-lsr` at the
@@ -27,6 +29,8 @@ Sections:
   compile     train.compile=true against eager, through the trainer
   ddp         the trainer under torchrun with NCCL (one process per GPU; world 1
               on a one-GPU machine still runs DDP, NCCL and the replica check)
+  profile     the top kernels of a training step, and host time against device time
+              (is the step launch-bound?)
 """
 
 from __future__ import annotations
@@ -273,6 +277,75 @@ def _images_per_s(step: Callable[[], None], warmup: int, steps: int, batch: int,
     return steps * batch / (time.perf_counter() - t0)
 
 
+def section_formats(ctx: dict[str, Any]) -> dict[str, Any]:
+    """One backbone's training throughput per precision and memory format."""
+    from hmlc.engine.runtime import setup_runtime
+    from hmlc.plugins import get_host
+
+    dev: torch.device = ctx["device"]
+    name, size = ctx["numerics_backbone"]
+    spec = get_host().backbone(name)
+    precisions = ["fp32", "bf16", "fp16"] if dev.type == "cuda" else ["fp32"]
+    out: dict[str, Any] = {"backbone": name, "size": size, "batch": ctx["batch"]}
+    for precision in precisions:
+        for channels_last in (False, True) if dev.type == "cuda" else (False,):
+            rt = setup_runtime(str(dev), precision, channels_last=channels_last)
+            fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
+            r = _backbone_speed(spec, size, rt, fmt, ctx["steps"], ctx["warmup"], ctx["batch"], ctx["batch"])
+            key = f"{precision}{'_channels_last' if rt.channels_last else ''}"
+            out[key] = r["train_img_s"]
+            say(f"  {name} {size}px {key:<22} train {r['train_img_s']:8.0f} img/s")
+    base = out.get("fp32")
+    if base:
+        say("  against fp32 contiguous: " + ", ".join(
+            f"{k} {v / base:.2f}x" for k, v in out.items() if isinstance(v, float) and k != "fp32"
+        ))
+    return out
+
+
+def section_profile(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Where a training step's time goes: top kernels, and host time against device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from hmlc.engine.runtime import setup_runtime
+    from hmlc.models import build_model
+    from hmlc.plugins import get_host
+
+    dev: torch.device = ctx["device"]
+    name, size = ctx["numerics_backbone"]
+    spec = get_host().backbone(name)
+    rt = setup_runtime(str(dev), ctx["precision"], channels_last=True)
+    fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
+    batch = ctx["batch"]
+    model = build_model(spec, 14).to(dev, memory_format=fmt).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(dev.type, enabled=rt.amp_dtype == torch.float16)
+    x = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, device=dev)
+    y = torch.randint(0, 2, (batch, 14), device=dev).float()
+    for _ in range(ctx["warmup"]):
+        _train_step(model, spec, x, y, rt, fmt, opt, scaler)
+    _sync(dev)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    steps = max(2, ctx["steps"] // 3)
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            _train_step(model, spec, x, y, rt, fmt, opt, scaler)
+        _sync(dev)
+    wall = (time.perf_counter() - t0) / steps
+    sort = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=15)
+    say("  " + table.replace("\n", "\n  "))
+    out: dict[str, Any] = {"backbone": name, "size": size, "batch": batch, "step_ms": wall * 1e3}
+    if dev.type == "cuda":
+        device_us = sum(e.self_device_time_total for e in prof.key_averages()) / steps
+        out["device_busy_ms"] = device_us / 1e3
+        out["device_busy_share"] = device_us / 1e3 / (wall * 1e3)
+        say(f"  step {wall * 1e3:.1f} ms wall, kernels {device_us / 1e3:.1f} ms: the GPU is busy "
+            f"{out['device_busy_share']:.0%} of the step (well under 100%: launch- or host-bound)")
+    return out
+
+
 def section_loader(ctx: dict[str, Any]) -> dict[str, Any]:
     """The trainer's DataLoader over a memory-mapped cache of 224 px images, into the device."""
     from torch.utils.data import DataLoader, RandomSampler
@@ -418,8 +491,9 @@ def section_ddp(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "env": section_env, "numerics": section_numerics, "backbones": section_backbones, "loader": section_loader,
-    "trainer": section_trainer, "chexpert": section_chexpert, "compile": section_compile, "ddp": section_ddp,
+    "env": section_env, "numerics": section_numerics, "backbones": section_backbones, "formats": section_formats,
+    "loader": section_loader, "trainer": section_trainer, "chexpert": section_chexpert,
+    "compile": section_compile, "ddp": section_ddp, "profile": section_profile,
 }
 
 
@@ -512,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval_batch": 16 if smoke else 128,
         "numerics_backbone": ("tiny_cnn", 32) if smoke else (("densenet121" if paper else "resnet18"), 224),
         "loader_images": 64 if smoke else 4096, "loader_size": 32 if smoke else 224,
-        "loader_workers": [0, 2] if smoke else [4, 8, 12],
+        "loader_workers": [0, 2] if smoke else [0, 4, 8],
         "trainer_setup": ("tiny_cnn", 32, 96) if smoke else (("densenet121" if paper else "resnet18"), 224, 1024),
         "compile_setup": ("tiny_cnn", 32, 96) if smoke else ("resnet18", 224, 1024),
         "chexpert_root": args.chexpert_root,
