@@ -203,8 +203,14 @@ def section_backbones(ctx: dict[str, Any]) -> dict[str, Any]:
         if ctx["budget"].left < 20:
             say(f"  {name}: skipped, out of time")
             continue
-        spec = host.backbone(name)
-        r = _backbone_speed(spec, ctx["size_override"] or spec.input_size, rt, fmt, steps, warmup, batch, eval_batch)
+        try:
+            spec = host.backbone(name)
+            r = _backbone_speed(spec, ctx["size_override"] or spec.input_size, rt, fmt, steps, warmup, batch, eval_batch)
+        except Exception as exc:  # noqa: BLE001 - one backbone failing must not lose the others
+            say(f"  {name}: FAIL {type(exc).__name__}: {exc}")
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            results["ok"] = False
+            continue
         results[name] = r
         say(f"  {name:<20} {r['size']}px  train {r['train_img_s']:8.0f} img/s   inference {r['eval_img_s']:8.0f} img/s"
             f"   peak {r['peak_train_gib']:5.1f} GiB (batch {batch})")
@@ -529,7 +535,7 @@ def wall_time_table(report: dict[str, Any]) -> str:
     totals = {}
     for name in PAPER_BACKBONES:
         r = bb.get(name)
-        if not r:
+        if not r or "train_img_s" not in r:
             continue
         epoch = CHEXPERT_TRAIN_FRONTAL / r["train_img_s"]
         setting = (PAPER_EPOCHS * (epoch + CHEXPERT_VALID_FRONTAL / r["eval_img_s"])
