@@ -1,4 +1,4 @@
-"""``hmlc plugins``, ``hmlc list``, ``hmlc hierarchy`` and ``hmlc config``."""
+"""``hmlc plugins``, ``hmlc list``, ``hmlc weights``, ``hmlc hierarchy`` and ``hmlc config``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'synthetic/*'")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "weights",
+        help="check that backbones' pretrained weights are on this machine, and say where missing ones go",
+    )
+    p.add_argument(
+        "backbones", nargs="*", metavar="BACKBONE",
+        help="registered names, shell-style patterns or timm:/torchvision: names (default: every registered backbone)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_weights)
 
     p = sub.add_parser("hierarchy", help="show or check a label hierarchy")
     hsub = p.add_subparsers(dest="hierarchy_command", metavar="ACTION", required=True, parser_class=type(p))
@@ -101,6 +112,47 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print_table(["name", "plugin", "description"], [[i["name"], i["plugin"], i["description"]] for i in items])
     return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from hmlc.models.weights import lookup_weights
+    from hmlc.plugins import get_host
+
+    host = get_host()
+    names: list[str] = []
+    for given in args.backbones or ["*"]:
+        if any(c in given for c in "*?["):
+            matched = [e["name"] for e in host.listing("backbones", given)]
+            if not matched:
+                raise HmlcError(f"no registered backbone matches {given!r}; `hmlc list backbones` lists them")
+            names += matched
+        else:
+            names.append(given)
+    names = list(dict.fromkeys(names))
+    found = [lookup_weights(host.backbone(name)) for name in names]
+    if args.json:
+        print(json.dumps([
+            {"backbone": f.backbone, "status": _weights_status(f), "path": str(f.path) if f.path else None,
+             "expected": f.expected}
+            for f in found
+        ], indent=2))
+    else:
+        print_table(
+            ["backbone", "weights", "where"],
+            [[f.backbone, _weights_status(f), str(f.path) if f.path else f.put or "random initialisation only"]
+             for f in found],
+        )
+    missing = [f.backbone for f in found if f.path is None and not f.unpublished]
+    if missing:
+        raise HmlcError(
+            f"no local ImageNet weights for {len(missing)} of {len(found)} backbone(s): {', '.join(missing)}; "
+            "put each file where the table says (hmlc never downloads), or train with model.pretrained=false"
+        )
+    return 0
+
+
+def _weights_status(found: Any) -> str:
+    return "none published" if found.unpublished else ("found" if found.path else "missing")
 
 
 def _load_graph(source: str) -> Any:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WeightsSource",
+    "WeightsLookup",
+    "lookup_weights",
     "find_weights",
     "load_pretrained",
     "torch_hub_checkpoint_dir",
@@ -100,47 +102,46 @@ def _hf_snapshot_files(repo_id: str) -> tuple[Path, list[Path]]:
     return repo_dir, [s / name for s in ordered for name in _HF_WEIGHT_FILES]
 
 
-def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | None = None) -> Path:
-    """The local file holding ``spec``'s pretrained weights.
+@dataclass(frozen=True)
+class WeightsLookup:
+    """Where a backbone's weights were found, or where they would have to be."""
 
-    Order: ``explicit_path`` (must exist), then the torch hub cache, then for
-    timm the Hugging Face hub cache. Raises :class:`WeightsNotFoundError` naming
-    the expected file, the folders searched and the fix.
+    backbone: str
+    #: The local file, when there is one.
+    path: Path | None
+    #: What is expected, where it was searched and where to put it (a sentence), when there is no file.
+    expected: str | None
+    #: True when the backbone has no published weights at all (random initialisation only).
+    unpublished: bool = False
+
+    @property
+    def put(self) -> str | None:
+        """Only the instruction: 'put FILE in FOLDER'."""
+        if self.expected is None:
+            return None
+        return self.expected[self.expected.rfind("; ") + 2 :] if "; " in self.expected else self.expected
+
+
+def lookup_weights(spec: BackboneSpec) -> WeightsLookup:
+    """Look for ``spec``'s published weights in the local caches; never raises, never downloads.
+
+    Order: for torchvision weights the torch hub cache; for timm weights the
+    Hugging Face hub cache, then the torch hub cache (timm's URL downloads).
     """
-    fix_tail = "or set model.weights=PATH, or model.pretrained=false for random initialisation"
-    if explicit_path is not None:
-        path = Path(explicit_path).expanduser()
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"weights file {str(path)!r} for backbone {spec.name!r} does not exist; "
-                "fix model.weights, or set model.pretrained=false for random initialisation"
-            )
-        return path
     source = spec.weights
     if source is None:
-        raise WeightsNotFoundError(
-            f"backbone {spec.name!r} has no published pretrained weights; set model.weights=PATH to a "
-            "weights file, or model.pretrained=false for random initialisation"
-        )
+        return WeightsLookup(spec.name, None, None, unpublished=True)
     hub_dir = torch_hub_checkpoint_dir()
     if source.kind == "file":
         path = Path(source.filename).expanduser()
-        if path.is_file():
-            return path
-        raise WeightsNotFoundError(
-            f"no pretrained weights for backbone {spec.name!r}: file {str(path)!r} does not exist; "
-            f"put it there {fix_tail}"
+        return WeightsLookup(spec.name, path, None) if path.is_file() else WeightsLookup(
+            spec.name, None, f"file {str(path)!r} does not exist; put it there"
         )
     if source.kind == "torchvision":
         path = hub_dir / source.filename
-        if path.is_file():
-            return path
-        raise WeightsNotFoundError(
-            f"no pretrained weights for backbone {spec.name!r}: expected {source.filename} in {hub_dir}; "
-            f"put {source.filename} in {hub_dir} {fix_tail}"
+        return WeightsLookup(spec.name, path, None) if path.is_file() else WeightsLookup(
+            spec.name, None, f"expected {source.filename} in {hub_dir}; put {source.filename} in {hub_dir}"
         )
-    # timm: the Hugging Face hub cache first (timm's default download), then
-    # the torch hub cache where timm's URL downloads land.
     repo_dir, candidates = _hf_snapshot_files(source.filename)
     legacy = source.legacy_filename
     if legacy and not legacy.endswith(_LOADABLE_SUFFIXES):
@@ -149,7 +150,7 @@ def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | Non
         candidates.append(hub_dir / legacy)
     for path in candidates:
         if path.is_file():
-            return path
+            return WeightsLookup(spec.name, path, None)
     expected = f"{' or '.join(_HF_WEIGHT_FILES)} of Hugging Face repo {source.filename}"
     searched = f"{repo_dir}/snapshots/*"
     where = f"{repo_dir}/snapshots/<revision>/"
@@ -157,10 +158,36 @@ def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | Non
         expected += f", or {legacy}"
         searched += f", {hub_dir}"
         where += f" (or {legacy} in {hub_dir})"
-    raise WeightsNotFoundError(
-        f"no pretrained weights for backbone {spec.name!r}: expected {expected} (searched {searched}); "
-        f"put model.safetensors in {where} {fix_tail}"
-    )
+    return WeightsLookup(spec.name, None, f"expected {expected} (searched {searched}); put model.safetensors in {where}")
+
+
+def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | None = None) -> Path:
+    """The local file holding ``spec``'s pretrained weights.
+
+    Order: ``explicit_path`` (must exist), then :func:`lookup_weights`. Raises
+    :class:`WeightsNotFoundError` naming the expected file, the folders
+    searched and the fix.
+    """
+    if explicit_path is not None:
+        path = Path(explicit_path).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"weights file {str(path)!r} for backbone {spec.name!r} does not exist; "
+                "fix model.weights, or set model.pretrained=false for random initialisation"
+            )
+        return path
+    found = lookup_weights(spec)
+    if found.unpublished:
+        raise WeightsNotFoundError(
+            f"backbone {spec.name!r} has no published pretrained weights; set model.weights=PATH to a "
+            "weights file, or model.pretrained=false for random initialisation"
+        )
+    if found.path is None:
+        raise WeightsNotFoundError(
+            f"no pretrained weights for backbone {spec.name!r}: {found.expected} "
+            "or set model.weights=PATH, or model.pretrained=false for random initialisation"
+        )
+    return found.path
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:

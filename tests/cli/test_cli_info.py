@@ -309,3 +309,47 @@ def test_installed_console_script_runs_with_exit_codes(cyclic_tree: Path, valid_
     assert bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("hmlc: error: ")
     assert "cycle" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------- hmlc weights
+@pytest.fixture
+def caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Empty torch hub and Hugging Face caches in tmp: the user's own are never read."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    return hub, tmp_path / "hf"
+
+
+def test_weights_lists_found_missing_and_unpublished(caches, capsys) -> None:
+    hub, hf = caches
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"x")
+    snapshot = hf / "models--timm--resnet10t.c3_in1k" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"x")
+    code, out, err = run(["weights", "resnet18", "timm:resnet10t", "tiny_cnn"], capsys)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert "found" in rows["resnet18"] and str(hub / "resnet18-f37072fd.pth") in rows["resnet18"]
+    assert str(snapshot / "model.safetensors") in rows["timm:resnet10t"]
+    assert "none published" in rows["tiny_cnn"]
+
+
+def test_weights_missing_is_a_table_then_one_line_and_exit_2(caches, capsys) -> None:
+    hub, _ = caches
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"x")
+    code, out, err = run(["weights", "resnet18", "mobilenet_v3_small"], capsys)
+    msg = assert_one_line_error(code, err)
+    assert "for 1 of 2 backbone(s): mobilenet_v3_small;" in msg and "model.pretrained=false" in msg
+    assert f"put mobilenet_v3_small-047dcff4.pth in {hub}" in out
+
+
+def test_weights_patterns_and_json(caches, capsys) -> None:
+    code, out, _ = run(["weights", "tiny*", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out) == [{"backbone": "tiny_cnn", "status": "none published", "path": None, "expected": None}]
+    code, _, err = run(["weights", "nothing*"], capsys)
+    assert "no registered backbone matches 'nothing*'" in assert_one_line_error(code, err)
+    code, _, err = run(["weights", "nope"], capsys)
+    assert "unknown backbone 'nope'" in assert_one_line_error(code, err)
