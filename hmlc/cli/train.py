@@ -40,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="one axis of the grid: policy=..., ct=off,on, backbone=..., or any dotted config key (repeatable)",
     )
     a.add_argument("--seeds", type=int, default=1, help="seeds per setting (default 1)")
-    a.add_argument("--out", type=Path, default=Path("ablation"), metavar="DIR", help="output folder (default ./ablation)")
+    a.add_argument("--out", type=Path, default=Path("ablation"), metavar="DIR", help="output folder (default ./ablation); rerun with the same folder to continue")
     a.set_defaults(func=cmd_ablate)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,21 +141,89 @@ def run_ablation(
             check_experiment(cfg)
             configs.append((name, seed, cfg))
     out_dir = Path(out_dir)
+    # Runs this folder already holds: a finished one is reused, an interrupted one continued.
+    earlier = {id(cfg): _earlier_run(out_dir / "runs" / str(cfg.output.name), cfg) for _, _, cfg in configs}
     out_dir.mkdir(parents=True, exist_ok=True)
     table: AblationTable | None = None
     runs = []
     for name, seed, cfg in configs:
-        print(f"== {name} (seed {cfg.seed})", flush=True)
-        result = train(cfg, run_dir=out_dir / "runs")
+        run_dir = out_dir / "runs" / str(cfg.output.name)
+        state = earlier[id(cfg)]
+        if state == "done":
+            print(f"== {name} (seed {cfg.seed}): finished earlier in {run_dir}", flush=True)
+            labels, aucs = _read_results(run_dir)
+        else:
+            if state == "interrupted":
+                print(f"== {name} (seed {cfg.seed}): continuing {run_dir}", flush=True)
+                result = train(cfg, resume=run_dir)
+            else:
+                print(f"== {name} (seed {cfg.seed})", flush=True)
+                result = train(cfg, run_dir=out_dir / "runs")
+            labels = list(result.labels)
+            aucs = {a.label: a.auc for a in result.final}
+            aucs["mean"] = result.final_mean
         if table is None:
-            table = AblationTable(result.labels)
-        aucs = {a.label: a.auc for a in result.final}
-        aucs["mean"] = result.final_mean
+            table = AblationTable(labels)
         table.add(name, aucs)
-        runs.append({"setting": name, "seed": cfg.seed, "run_dir": str(result.run_dir), "aucs": aucs})
+        runs.append({"setting": name, "seed": cfg.seed, "run_dir": str(run_dir), "aucs": aucs})
         _write(out_dir, table, runs)
     assert table is not None
     return table
+
+
+def _earlier_run(run_dir: Path, cfg: ExperimentConfig) -> str | None:
+    """'done', 'interrupted' or None (no run yet) for a setting's run directory; refuses any other."""
+    if not run_dir.exists():
+        return None
+    saved = run_dir / "config.yaml"
+    if not (run_dir / "checkpoints" / "last").exists() or not saved.is_file():
+        raise ConfigError(
+            f"{run_dir} holds a run that stopped before its first epoch ended; delete that folder and rerun "
+            "hmlc ablate to train it again"
+        )
+    mine, theirs = (_comparable(config_to_dict(c)) for c in (cfg, load_config(saved)))
+    if mine != theirs:
+        key = _first_difference(mine, theirs)
+        raise ConfigError(
+            f"{run_dir} was trained with other settings ({key}: {_get(theirs, key)!r} there, {_get(mine, key)!r} "
+            "now); give hmlc ablate a new --out folder"
+        )
+    results = run_dir / "results.json"
+    if results.is_file() and json.loads(results.read_text(encoding="utf-8")).get("completed"):
+        return "done"
+    return "interrupted"
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration without the keys that change where a run is written or shown, not what it learns."""
+    config["output"].pop("dir", None)
+    config["output"].pop("tensorboard", None)
+    config["train"].pop("progress", None)
+    return config
+
+
+def _read_results(run_dir: Path) -> tuple[list[str], dict[str, float]]:
+    data = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    aucs = {label: float("nan") if v["auc"] is None else float(v["auc"]) for label, v in data["final"].items()}
+    mean = data.get("final_mean_auc")
+    aucs["mean"] = float("nan") if mean is None else float(mean)
+    return list(data["labels"]), aucs
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "(the whole configuration)"
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _slug(name: str) -> str:

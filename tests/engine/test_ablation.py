@@ -68,3 +68,44 @@ def test_ablate_checks_every_setting_before_training(tmp_path, capsys):
     assert main(args + sets()) == 2
     assert "u-bogus" in capsys.readouterr().err
     assert not (tmp_path / "abl" / "runs").exists()
+
+
+def test_rerunning_an_interrupted_ablation_continues_it(tmp_path, capsys):
+    """A finished setting is reused as it is, an interrupted one resumes, a missing one is trained."""
+    out = tmp_path / "abl"
+    grid = ["ablate", "--grid", "policy=u-ones,u-zeros", "--out", str(out)]
+    # As if the first ablation was cut off: setting 1 finished, setting 2 stopped after one epoch.
+    assert main(grid[:2] + ["policy=u-ones"] + grid[3:] + sets()) == 0
+    first = out / "runs" / "u-ones-seed0"
+    stamp = (first / "checkpoints" / "last" / "model.safetensors").stat().st_mtime_ns
+    assert main(["train", "--out", str(out / "runs"), *sets("policy.default=u-zeros", "output.name=u-zeros-seed0"),
+                 "--stop-after-epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(grid + sets()) == 0
+    printed = capsys.readouterr().out
+    assert f"== u-ones (seed 0): finished earlier in {first}" in printed
+    assert "== u-zeros (seed 0): continuing" in printed
+    assert (first / "checkpoints" / "last" / "model.safetensors").stat().st_mtime_ns == stamp
+    data = json.loads((out / "table.json").read_text())
+    assert [r["setting"] for r in data["runs"]] == ["u-ones", "u-zeros"]
+    resumed = json.loads((out / "runs" / "u-zeros-seed0" / "results.json").read_text())
+    assert resumed["completed"]
+    assert data["summary"]["u-zeros"]["mean"]["mean"] == pytest.approx(resumed["final_mean_auc"])
+    with (out / "runs" / "u-zeros-seed0" / "metrics.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 3  # 2 CT stage-1 epochs + 1 head epoch, none twice
+
+
+def test_an_ablation_folder_with_other_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "abl"
+    args = ["ablate", "--grid", "policy=u-ones", "--out", str(out)]
+    assert main(args + sets()) == 0
+    capsys.readouterr()
+    assert main(args + sets("train.lr=0.01")) == 2
+    err = capsys.readouterr().err
+    assert "was trained with other settings (train.lr: 0.003 there, 0.01 now)" in err and "new --out" in err
+    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "model.safetensors").unlink()
+    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "meta.json").unlink()
+    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "state.safetensors").unlink()
+    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last").rmdir()
+    assert main(args + sets()) == 2
+    assert "stopped before its first epoch ended; delete that folder" in capsys.readouterr().err
