@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
@@ -66,6 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hmlc.engine.predictor import (
         Predictor,
+        dataset_defaults,
         inputs_from_dataset,
         inputs_from_paths,
         load_member,
@@ -95,7 +97,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from hmlc.config import load_config
         from hmlc.engine.experiment import dataset_root
 
-        config = load_config(args.config, args.preset, args.overrides)
+        base: dict = {}
+        source = None
+        if not (args.config or args.preset):
+            # Read the split as the model was validated on it (e.g. CheXpert's frontal images only).
+            base, source = dataset_defaults(members, args.dataset)
+        config = load_config(args.config, args.preset, args.overrides, base=base)
         config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": args.dataset})})
         inputs = inputs_from_dataset(
             args.dataset,
@@ -104,6 +111,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             params=config.data.params,
             image_size=predictor.load_size,
         )
+        if source is not None and config.data.params:
+            shown = ", ".join(f"{k}={v}" for k, v in config.data.params.items())
+            print(f"dataset settings: {shown} (from {source}; change with --set data.params.KEY=...)", file=sys.stderr)
     else:
         inputs = inputs_from_paths(args.paths, args.relative_to)
     probabilities = predictor.predict(inputs)

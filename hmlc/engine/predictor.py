@@ -261,6 +261,8 @@ class EnsembleMember(ABC):
     labels: tuple[str, ...]
     hierarchy_hash: str
     pipeline: ImagePipeline
+    #: The ``data`` section of the configuration it was trained with, when the member carries it.
+    training_data: Mapping[str, Any] | None = None
 
     @abstractmethod
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -277,6 +279,8 @@ class TorchMember(EnsembleMember):
         self.labels = loaded.labels
         self.hierarchy_hash = loaded.graph.content_hash
         self.pipeline = loaded.pipeline
+        data = (loaded.metadata.get("config") or {}).get("data")
+        self.training_data = data if isinstance(data, Mapping) else None
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -355,6 +359,25 @@ def load_member(
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX export; run it with --runtime onnx")
     return TorchMember(load_model(path, device), device)
+
+
+def dataset_defaults(members: Sequence[EnsembleMember], dataset: str) -> tuple[dict[str, Any], str | None]:
+    """The reader settings of the first member trained on ``dataset``, as a configuration base.
+
+    ``data.params`` (e.g. CheXpert's ``views: frontal``) always; ``data.root``
+    only where that folder exists on this machine. Returns the base and the
+    member it came from (None: no member was trained on ``dataset``).
+    """
+    for member in members:
+        data = member.training_data
+        if data is None or data.get("dataset") != dataset:
+            continue
+        section: dict[str, Any] = {"params": dict(data.get("params") or {})}
+        root = data.get("root")
+        if root and Path(root).expanduser().is_dir():
+            section["root"] = root
+        return {"data": section}, member.source
+    return {}, None
 
 
 def check_ensemble(members: Sequence[EnsembleMember]) -> None:

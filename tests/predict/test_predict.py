@@ -390,3 +390,29 @@ def test_user_errors_exit_2_with_one_line(ct_run: Path, exported: Path, hmlc, tm
         code, _, err = hmlc("predict", *args, *out)
         assert needle in assert_one_line_error(code, err), name
     assert not (tmp_path / "p.csv").exists()
+
+
+# ------------------------------------------------- dataset settings from the checkpoint
+def test_a_dataset_split_is_read_as_the_checkpoint_was_validated_on_it(hmlc, ct_run: Path, tmp_path: Path) -> None:
+    """Without --config/--preset, --dataset takes the reader settings the model was trained with."""
+    out = tmp_path / "preds.csv"
+    code, stdout, err = hmlc("predict", "--checkpoint", ct_run, "--dataset", "synthetic", "--split", "valid", "--out", out)
+    assert code == 0, err
+    assert f"n_valid={N_VALID}" in err and "dataset settings: " in err
+    codes, ids, _ = _valid_split()
+    frame = _read(out)
+    assert list(frame["Path"]) == ids  # the 48 validation images of training, not the reader's default 500
+    recorded = checkpoint_metadata(ct_run / "checkpoints" / "best")["validation"]
+    for auc in per_label_auc(codes, _probs(frame), LABELS):
+        assert auc.auc == pytest.approx(recorded[auc.label], abs=1e-6)
+    # --set still wins over what the checkpoint says.
+    code, stdout, _ = hmlc("predict", "--checkpoint", ct_run, "--dataset", "synthetic", "--split", "valid",
+                           "--set", "data.params.n_valid=20", "--out", out)
+    assert code == 0 and "20 images" in stdout
+
+
+def test_another_dataset_than_the_checkpoints_gets_no_settings_from_it(hmlc, ct_run: Path, exported: Path,
+                                                                       tmp_path: Path) -> None:
+    code, _, err = hmlc("predict", "--checkpoint", ct_run, *csv_valid(exported), "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    assert "dataset settings" not in err
