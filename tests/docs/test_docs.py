@@ -204,3 +204,11 @@ def test_config_keys_named_in_the_docs_exist(page: Path) -> None:
         assert len(keys) >= 5, "the scan found too few keys; is the pattern broken?"
     unknown = sorted(k for k in keys if not config_key_exists(k))
     assert not unknown, f"{_rel(page)} names configuration keys that do not exist: {unknown}"
+
+
+def test_cli_doc_shows_the_current_top_level_help(monkeypatch) -> None:
+    """The `$ hmlc --help` block of cli.md is what the program prints (80 columns)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    shown = text.split("```\n$ hmlc --help\n", 1)[1].split("```", 1)[0]
+    assert shown == build_parser().format_help()
