@@ -40,7 +40,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="one axis of the grid: policy=..., ct=off,on, backbone=..., or any dotted config key (repeatable)",
     )
     a.add_argument("--seeds", type=int, default=1, help="seeds per setting (default 1)")
-    a.add_argument("--out", type=Path, default=Path("ablation"), metavar="DIR", help="output folder (default ./ablation); rerun with the same folder to continue")
+    a.add_argument(
+        "--out", type=Path, default=Path("ablation"), metavar="DIR",
+        help="output folder (default ./ablation); rerun with the same folder to continue",
+    )
+    a.add_argument(
+        "--dry-run", action="store_true",
+        help="validate every setting and show what each run directory holds; train nothing",
+    )
     a.set_defaults(func=cmd_ablate)
 
 
@@ -78,9 +85,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hmlc.engine.ablation import parse_grid, run_ablation
+    from hmlc.engine.ablation import parse_grid, plan_ablation, progress_of, run_ablation
 
     grid = parse_grid(args.grid)
+    if args.dry_run:
+        plan = plan_ablation(args.config, args.preset, args.overrides, grid, args.seeds, args.out)
+        states = {None: "to train", "done": "finished"}
+        print_table(
+            ["setting", "seed", "run directory", "state"],
+            [[p.setting, p.config.seed, p.run_dir, states.get(p.state) or progress_of(p)] for p in plan],
+        )
+        left = sum(p.state != "done" for p in plan)
+        print(f"{len(plan)} runs, {left} to train or continue; nothing was trained (--dry-run)")
+        return 0
     table = run_ablation(args.config, args.preset, args.overrides, grid, args.seeds, args.out)
     print()
     print(table.markdown())

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError
 
-__all__ = ["parse_grid", "grid_settings", "run_ablation", "AblationTable"]
+__all__ = ["parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable"]
 
 #: grid keys with a meaning of their own; any other key is a dotted config path
 GRID_ALIASES = {"policy": "policy.default", "ct": "train.method", "backbone": "model.backbone"}
@@ -115,6 +116,46 @@ class AblationTable:
         return buf.getvalue()
 
 
+@dataclass
+class PlannedRun:
+    """One setting and seed of an ablation, and what its run directory holds already."""
+
+    setting: str
+    seed: int
+    config: ExperimentConfig
+    run_dir: Path
+    #: None (not started), "interrupted" or "done"
+    state: str | None
+
+
+def plan_ablation(
+    config_path: Path | None,
+    preset: str | None,
+    base_overrides: Sequence[str],
+    grid: list[tuple[str, list[str]]],
+    seeds: int,
+    out_dir: Path,
+) -> list[PlannedRun]:
+    """Every setting x seed, validated, with the state of its run directory; trains nothing."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: give at least 1")
+    base = load_config(config_path, preset, base_overrides)
+    plan = []
+    for name, overrides in grid_settings(grid):
+        for seed in range(seeds):
+            cfg = load_config(
+                None, None, list(overrides) + [f"seed={base.seed + seed}", f"output.name={_slug(name)}-seed{seed}"],
+                base=apply_overrides(config_to_dict(base), []),
+            )
+            check_experiment(cfg)
+            run_dir = Path(out_dir) / "runs" / str(cfg.output.name)
+            plan.append(PlannedRun(name, seed, cfg, run_dir, None))
+    # Runs this folder already holds: a finished one is reused, an interrupted one continued.
+    for item in plan:
+        item.state = _earlier_run(item.run_dir, item.config)
+    return plan
+
+
 def run_ablation(
     config_path: Path | None,
     preset: str | None,
@@ -123,37 +164,25 @@ def run_ablation(
     seeds: int,
     out_dir: Path,
 ) -> AblationTable:
-    """Train every setting with ``seeds`` seeds; write table.md, table.csv, table.json in ``out_dir``."""
+    """Train every setting with ``seeds`` seeds; write table.md, table.csv, table.json in ``out_dir``.
+
+    Settings whose run directory in ``out_dir`` finished are read back; an
+    interrupted one continues from its last checkpoint.
+    """
     from hmlc.engine.trainer import train
 
-    if seeds < 1:
-        raise ConfigError(f"--seeds {seeds}: give at least 1")
-    settings = grid_settings(grid)
-    # Validate every combination before training anything.
-    configs: list[tuple[str, int, ExperimentConfig]] = []
-    base = load_config(config_path, preset, base_overrides)
-    for name, overrides in settings:
-        for seed in range(seeds):
-            cfg = load_config(
-                None, None, list(overrides) + [f"seed={base.seed + seed}", f"output.name={_slug(name)}-seed{seed}"],
-                base=apply_overrides(config_to_dict(base), []),
-            )
-            check_experiment(cfg)
-            configs.append((name, seed, cfg))
+    plan = plan_ablation(config_path, preset, base_overrides, grid, seeds, out_dir)
     out_dir = Path(out_dir)
-    # Runs this folder already holds: a finished one is reused, an interrupted one continued.
-    earlier = {id(cfg): _earlier_run(out_dir / "runs" / str(cfg.output.name), cfg) for _, _, cfg in configs}
     out_dir.mkdir(parents=True, exist_ok=True)
     table: AblationTable | None = None
     runs = []
-    for name, seed, cfg in configs:
-        run_dir = out_dir / "runs" / str(cfg.output.name)
-        state = earlier[id(cfg)]
-        if state == "done":
+    for item in plan:
+        name, cfg, run_dir = item.setting, item.config, item.run_dir
+        if item.state == "done":
             print(f"== {name} (seed {cfg.seed}): finished earlier in {run_dir}", flush=True)
             labels, aucs = _read_results(run_dir)
         else:
-            if state == "interrupted":
+            if item.state == "interrupted":
                 print(f"== {name} (seed {cfg.seed}): continuing {run_dir}", flush=True)
                 result = train(cfg, resume=run_dir)
             else:
@@ -169,6 +198,20 @@ def run_ablation(
         _write(out_dir, table, runs)
     assert table is not None
     return table
+
+
+def progress_of(item: PlannedRun) -> str:
+    """Where an interrupted run stands, e.g. 'ct1 1/2 epochs done', from its checkpoints/last."""
+    meta_file = item.run_dir / "checkpoints" / "last" / "meta.json"
+    stages = item.config.train.resolved_stages()
+    try:
+        progress = json.loads(meta_file.read_text(encoding="utf-8"))["metadata"]["progress"]
+        stage = stages[min(int(progress["stage"]), len(stages) - 1)]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "interrupted"
+    if int(progress["stage"]) >= len(stages):
+        return "all epochs done, results not written"
+    return f"interrupted: {stage.name} {progress['epoch']}/{stage.epochs} epochs done"
 
 
 def _earlier_run(run_dir: Path, cfg: ExperimentConfig) -> str | None:

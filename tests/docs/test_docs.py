@@ -212,3 +212,23 @@ def test_cli_doc_shows_the_current_top_level_help(monkeypatch) -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     shown = text.split("```\n$ hmlc --help\n", 1)[1].split("```", 1)[0]
     assert shown == build_parser().format_help()
+
+
+def test_cli_doc_usage_lines_are_the_programs(monkeypatch) -> None:
+    """Every ``usage: hmlc ...`` block of cli.md is the usage its parser prints (80 columns)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n(usage: hmlc .*?)```", text, re.S)
+    assert len(blocks) >= 10
+    parsers = {(): build_parser()}
+    for command, parser in _subcommands(build_parser()).items():
+        parsers[(command,)] = parser
+        for action, sub in (_subcommands(parser) or {}).items():
+            parsers[(command, action)] = sub
+    stale = []
+    for block in blocks:
+        words = block.split()[2:4]
+        key = next((k for k in ((words[0], words[1]), (words[0],)) if k in parsers), None)
+        if key is None or parsers[key].format_usage() != block:
+            stale.append(block.splitlines()[0])
+    assert not stale, f"cli.md usage blocks differ from the program: {stale}"

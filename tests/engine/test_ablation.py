@@ -81,6 +81,12 @@ def test_rerunning_an_interrupted_ablation_continues_it(tmp_path, capsys):
     assert main(["train", "--out", str(out / "runs"), *sets("policy.default=u-zeros", "output.name=u-zeros-seed0"),
                  "--stop-after-epochs", "1"]) == 0
     capsys.readouterr()
+    assert main(grid + sets() + ["--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "finished" in plan and "interrupted: ct1 1/2 epochs done" in plan
+    assert "2 runs, 1 to train or continue; nothing was trained" in plan
+    assert (first / "checkpoints" / "last" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not json.loads((out / "runs" / "u-zeros-seed0" / "results.json").read_text())["completed"]
     assert main(grid + sets()) == 0
     printed = capsys.readouterr().out
     assert f"== u-ones (seed 0): finished earlier in {first}" in printed
