@@ -31,6 +31,8 @@ Sections:
               on a one-GPU machine still runs DDP, NCCL and the replica check)
   profile     the top kernels of a training step, and host time against device time
               (is the step launch-bound?)
+  suite       the test suite without its slow tests, where every `train.device=auto`
+              now means the GPU (not with --smoke: that run is itself a test)
 """
 
 from __future__ import annotations
@@ -496,10 +498,31 @@ def section_ddp(ctx: dict[str, Any]) -> dict[str, Any]:
             "final_mean_auc": r["final_mean_auc"], "seconds": secs}
 
 
+def section_suite(ctx: dict[str, Any]) -> dict[str, Any]:
+    """pytest (not slow) on this machine: the trainer, predictor and exporter tests then run on the GPU."""
+    if ctx["smoke"]:
+        say("  skipped with --smoke (the smoke run is part of the suite)")
+        return {"skipped": True}
+    root = HERE.parent
+    workers = str(max(1, min(8, (os.cpu_count() or 2) // 2)))
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, "-m", "not slow",
+           str(root / "tests"), str(root / "plugins" / "chexpert" / "tests")]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False,
+                              timeout=max(60, ctx["budget"].left + 60))
+    except subprocess.TimeoutExpired:
+        say("  timed out")
+        return {"ok": False, "timed_out": True}
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-25:]
+    say("  " + "\n  ".join(tail))
+    return {"ok": proc.returncode == 0, "rc": proc.returncode, "seconds": time.perf_counter() - t0, "tail": tail}
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "env": section_env, "numerics": section_numerics, "backbones": section_backbones, "formats": section_formats,
     "loader": section_loader, "trainer": section_trainer, "chexpert": section_chexpert,
-    "compile": section_compile, "ddp": section_ddp, "profile": section_profile,
+    "compile": section_compile, "ddp": section_ddp, "profile": section_profile, "suite": section_suite,
 }
 
 
@@ -596,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         "trainer_setup": ("tiny_cnn", 32, 96) if smoke else (("densenet121" if paper else "resnet18"), 224, 1024),
         "compile_setup": ("tiny_cnn", 32, 96) if smoke else ("resnet18", 224, 1024),
         "chexpert_root": args.chexpert_root,
+        "smoke": smoke,
         # torchrun with one process still runs DDP (see hmlc.engine.runtime): the smoke run covers that path
         "ddp_nproc": 1 if smoke else (None if device.type == "cuda" else 2),
     }

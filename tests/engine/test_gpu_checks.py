@@ -26,7 +26,9 @@ def test_smoke_run_passes_every_section_and_writes_its_results(gpu_checks, tmp_p
     assert rc == 0, capsys.readouterr().out[-3000:]
     report = json.loads((tmp_path / "gpu_checks.json").read_text())
     sections = report["sections"]
-    assert set(sections) == {"env", "numerics", "backbones", "formats", "loader", "trainer", "compile", "ddp", "profile"}
+    assert set(sections) == {
+        "env", "numerics", "backbones", "formats", "loader", "trainer", "compile", "ddp", "profile", "suite"
+    }
     assert all(s["ok"] for s in sections.values())
     # torchrun with one process runs the DDP path: process group, replica check.
     assert sections["ddp"]["result"]["world_size"] == 1 and sections["ddp"]["result"]["replicas_identical"]
