@@ -62,3 +62,19 @@ def test_asking_for_cuda_without_a_gpu_is_one_line_and_exit_2(gpu_checks, tmp_pa
 def test_an_unknown_section_is_refused(gpu_checks, tmp_path, capsys):
     assert gpu_checks.main(["--device", "cpu", "--only", "env,nope", "--out", str(tmp_path)]) == 2
     assert "unknown section(s) nope" in capsys.readouterr().err
+
+
+CHEXPERT_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "chexpert"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHEXPERT_SAMPLE / "CheXpert-v1.0-small").is_dir(),
+                    reason="CheXpert sample not in ../shared/data (optional real data)")
+def test_smoke_run_of_the_real_chexpert_section(gpu_checks, tmp_path, capsys):
+    rc = gpu_checks.main(["--device", "cpu", "--smoke", "--only", "chexpert", "--chexpert-root", str(CHEXPERT_SAMPLE),
+                          "--out", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().out[-3000:]
+    result = json.loads((tmp_path / "gpu_checks.json").read_text())["sections"]["chexpert"]["result"]
+    assert result["prepare_rc"] == 0 and result["train_rc"] == 0
+    assert [e["stage"] for e in result["epochs"]] == ["ct1", "ct2"]
+    assert 0.0 <= result["final_mean_auc"] <= 1.0
