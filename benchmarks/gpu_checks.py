@@ -224,15 +224,10 @@ def section_backbones(ctx: dict[str, Any]) -> dict[str, Any]:
 def _backbone_speed(
     spec: Any, size: int, rt: Any, fmt: torch.memory_format, steps: int, warmup: int, batch: int, eval_batch: int
 ) -> dict[str, float]:
-    from hmlc.models import build_model, to_model_input
+    from hmlc.models import to_model_input
 
     dev = rt.device
-    torch.manual_seed(0)
-    model = build_model(spec, 14).to(dev, memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(dev.type, enabled=rt.amp_dtype == torch.float16)
-    x = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, device=dev)
-    y = torch.randint(0, 2, (batch, 14), device=dev).float()
+    model, opt, scaler, x, y = _training_setup(spec, size, rt, fmt, batch)
     xe = torch.randint(0, 256, (eval_batch, 1, size, size), dtype=torch.uint8, device=dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -251,6 +246,20 @@ def _backbone_speed(
     eval_ips = _images_per_s(eval_step, warmup, steps, eval_batch, dev)
     return {"size": size, "train_img_s": train_ips, "eval_img_s": eval_ips, "peak_train_gib": peak,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def _training_setup(spec: Any, size: int, rt: Any, fmt: torch.memory_format, batch: int) -> tuple[Any, ...]:
+    """A freshly built 14-label model with its Adam and loss scaler, and one random batch (x uint8, y 0/1)."""
+    from hmlc.models import build_model
+
+    dev = rt.device
+    torch.manual_seed(0)
+    model = build_model(spec, 14).to(dev, memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(dev.type, enabled=rt.amp_dtype == torch.float16)
+    x = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, device=dev)
+    y = torch.randint(0, 2, (batch, 14), device=dev).float()
+    return model, opt, scaler, x, y
 
 
 def _train_step(
@@ -316,7 +325,6 @@ def section_profile(ctx: dict[str, Any]) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
     from hmlc.engine.runtime import setup_runtime
-    from hmlc.models import build_model
     from hmlc.plugins import get_host
 
     dev: torch.device = ctx["device"]
@@ -325,11 +333,8 @@ def section_profile(ctx: dict[str, Any]) -> dict[str, Any]:
     rt = setup_runtime(str(dev), ctx["precision"], channels_last=True)
     fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
     batch = ctx["batch"]
-    model = build_model(spec, 14).to(dev, memory_format=fmt).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(dev.type, enabled=rt.amp_dtype == torch.float16)
-    x = torch.randint(0, 256, (batch, 1, size, size), dtype=torch.uint8, device=dev)
-    y = torch.randint(0, 2, (batch, 14), device=dev).float()
+    model, opt, scaler, x, y = _training_setup(spec, size, rt, fmt, batch)
+    model.train()
     for _ in range(ctx["warmup"]):
         _train_step(model, spec, x, y, rt, fmt, opt, scaler)
     _sync(dev)

@@ -40,25 +40,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_HOMES))
 
 
-__all__ = [
-    "LabelTable",
-    "read_label_csv",
-    "decode_image",
-    "resize_square",
-    "ImageSource",
-    "ArrayImageSource",
-    "FileImageSource",
-    "missing_files",
-    "ImageIndexDataset",
-    "SubsetImageSource",
-    "DatasetSplit",
-    "DatasetReader",
-    "CsvDataset",
-    "register_builtin_datasets",
-    "SYNTHETIC_HIERARCHY",
-    "SyntheticConfig",
-    "generate_synthetic",
-    "SyntheticDataset",
-    "export_synthetic",
-    "register_builtin_hierarchies",
-]
+__all__ = list(_HOMES)

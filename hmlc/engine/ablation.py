@@ -17,7 +17,7 @@ import numpy as np
 from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
 from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
-from hmlc.errors import ConfigError
+from hmlc.errors import ConfigError, HmlcError
 
 __all__ = ["parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable"]
 
@@ -202,12 +202,13 @@ def run_ablation(
 
 def progress_of(item: PlannedRun) -> str:
     """Where an interrupted run stands, e.g. 'ct1 1/2 epochs done', from its checkpoints/last."""
-    meta_file = item.run_dir / "checkpoints" / "last" / "meta.json"
+    from hmlc.models import read_checkpoint_metadata
+
     stages = item.config.train.resolved_stages()
     try:
-        progress = json.loads(meta_file.read_text(encoding="utf-8"))["metadata"]["progress"]
+        progress = read_checkpoint_metadata(item.run_dir / "checkpoints" / "last")["progress"]
         stage = stages[min(int(progress["stage"]), len(stages) - 1)]
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (HmlcError, KeyError, TypeError, ValueError):
         return "interrupted"
     if int(progress["stage"]) >= len(stages):
         return "all epochs done, results not written"

@@ -6,6 +6,7 @@ from hmlc.models.checkpoint import (
     Checkpoint,
     flatten_state,
     load_checkpoint,
+    read_checkpoint_metadata,
     save_checkpoint,
     unflatten_state,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_metadata",
     "flatten_state",
     "unflatten_state",
 ]

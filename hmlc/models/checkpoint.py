@@ -37,6 +37,7 @@ __all__ = [
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint_metadata",
     "flatten_state",
     "unflatten_state",
 ]
@@ -261,6 +262,26 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
     path and the problem when it is missing, corrupt or from a newer hmlc.
     """
     directory = _checkpoint_dir(Path(path))
+    meta = _read_meta(directory)
+    files = meta.get("files")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        raise CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} does not list {MODEL_FILE}")
+    device = str(device)
+    state_dict = _read_tensors(directory, MODEL_FILE, files[MODEL_FILE], device)
+    extra = _read_tensors(directory, STATE_FILE, files[STATE_FILE], device) if STATE_FILE in files else None
+    return Checkpoint(state_dict=state_dict, metadata=meta["metadata"], extra_state=extra, path=directory)
+
+
+def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's metadata (what ``hmlc train`` recorded) without reading its tensors.
+
+    Same checks and errors as :func:`load_checkpoint`.
+    """
+    return _read_meta(_checkpoint_dir(Path(path)))["metadata"]
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    """meta.json of a checkpoint folder, checked: a format this hmlc reads and a metadata object."""
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise CheckpointError(f"checkpoint {str(directory)!r} lacks {META_FILE}")
@@ -276,16 +297,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | torch.device 
             f"checkpoint {str(directory)!r} has format {version}, newer than this hmlc reads "
             f"({CHECKPOINT_FORMAT_VERSION}); upgrade hmlc"
         )
-    files = meta.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files:
-        raise CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} does not list {MODEL_FILE}")
-    device = str(device)
-    state_dict = _read_tensors(directory, MODEL_FILE, files[MODEL_FILE], device)
-    extra = _read_tensors(directory, STATE_FILE, files[STATE_FILE], device) if STATE_FILE in files else None
-    metadata = meta.get("metadata")
-    if not isinstance(metadata, dict):
+    if not isinstance(meta.get("metadata"), dict):
         raise CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} has no metadata object")
-    return Checkpoint(state_dict=state_dict, metadata=metadata, extra_state=extra, path=directory)
+    return meta
 
 
 # --- nested state <-> tensors + JSON -------------------------------------------
