@@ -14,7 +14,24 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "WeightsNotFoundError",
+    "shorten",
+    "MAX_SHOWN_CHARS",
 ]
+
+#: Longest user value an error message repeats (longer ones are cut by :func:`shorten`).
+MAX_SHOWN_CHARS = 200
+
+
+def shorten(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` (``str()`` of it) cut to ``limit`` characters, with an ellipsis and its full length.
+
+    Every value a user gave that an error message repeats goes through this,
+    so that a huge value cannot make a huge error line.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class HmlcError(Exception):

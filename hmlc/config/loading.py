@@ -13,7 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 from hmlc.config.models import ExperimentConfig
-from hmlc.errors import ConfigError
+from hmlc.errors import ConfigError, shorten
+from hmlc.yamlio import load_yaml
 
 __all__ = [
     "read_config_file",
@@ -33,13 +34,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML: {getattr(exc, 'problem', exc)}{line}") from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(f"cannot read config file {path}: {shorten(exc)}") from None
+    data = load_yaml(text, f"config file {path}", ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -52,13 +50,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r} is not KEY=VALUE; write e.g. --set train.epochs=3")
+        raise ConfigError(f"--set {shorten(repr(text))} is not KEY=VALUE; write e.g. --set train.epochs=3")
     parts = key.split(".")
     if any(not p for p in parts):
-        raise ConfigError(f"--set {text!r}: {key!r} is not a dotted path like train.epochs")
+        raise ConfigError(f"--set {shorten(repr(text))}: {shorten(repr(key))} is not a dotted path like train.epochs")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw, f"--set {shorten(key)}", ConfigError) if raw.strip() else None
+    except ConfigError as exc:
+        if "not valid YAML" not in str(exc):
+            raise  # an alias bomb or a recursive alias, not text
         value = raw  # not YAML: take the text as it is
     if isinstance(value, str):
         # YAML 1.1 reads 1e-4 as a string; a number is what anyone typing it means.
@@ -118,7 +118,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                 child = node[part] = {}
             elif not isinstance(child, dict):
                 dotted = ".".join(parts[: i + 1])
-                raise ConfigError(f"--set {text!r}: {dotted} is a value, not a section")
+                raise ConfigError(f"--set {shorten(repr(text))}: {shorten(dotted)} is a value, not a section")
             node = child
         node[parts[-1]] = value
     return out
@@ -128,16 +128,23 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
     """One line: every problem as ``dotted.path: message``."""
     problems = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        msg = err["msg"]
+        loc = shorten(".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after")))
+        msg = shorten(err["msg"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `hmlc config show` prints every key)"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) and _small(err["input"]):
             shown = json.dumps(err["input"], default=str)
             if len(shown) <= 60:
                 msg = f"{msg} (got {shown})"
         problems.append(f"{loc}: {msg}" if loc else msg)
     return f"invalid {source}: " + "; ".join(problems)
+
+
+def _small(value: Any) -> bool:
+    """Whether ``value`` is worth repeating in a message (cheap to tell: no walking of big containers)."""
+    if isinstance(value, (dict, list, tuple)):
+        return len(value) <= 8 and all(_small(v) for v in (value.values() if isinstance(value, dict) else value))
+    return not isinstance(value, str) or len(value) <= 60
 
 
 def load_config(
@@ -167,9 +174,13 @@ def load_config(
     if overrides:
         sources.append("--set")
     try:
-        return ExperimentConfig.model_validate(data)
+        config = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, " + ".join(sources) or "config")) from None
+    from hmlc.data.images import set_max_image_pixels
+
+    set_max_image_pixels(config.data.max_image_pixels)
+    return config
 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class DataConfig(_Section):
     )
     augment: bool = Field(True, description="Random horizontal flips during training.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
+    max_image_pixels: int | None = Field(
+        None, ge=1, description="Refuse images whose header claims more pixels (height x width) than this, "
+        "before decoding; default: $HMLC_MAX_IMAGE_PIXELS, else 100000000.",
+    )
 
 
 class PolicyConfig(_Section):
@@ -106,7 +110,7 @@ class StageConfig(_Section):
     )
     train: Literal["all", "head"] = Field("all", description="'head': freeze everything but the last layer.")
     epochs: int = Field(..., ge=0, description="Epochs of this stage.")
-    lr: float = Field(..., gt=0, description="Initial learning rate of this stage.")
+    lr: float = Field(..., gt=0, allow_inf_nan=False, description="Initial learning rate of this stage.")
     features_once: bool = Field(
         True, description="With train='head': compute backbone features once and train the head on them."
     )
@@ -122,17 +126,17 @@ class TrainConfig(_Section):
         None, description="Explicit stages; default: derived from method, epochs, lr and head_* fields."
     )
     epochs: int = Field(8, ge=0, description="Epochs of the flat stage / CT stage 1 (paper: 5).")
-    lr: float = Field(3e-3, gt=0, description="Adam learning rate (paper: 1e-4).")
+    lr: float = Field(3e-3, gt=0, allow_inf_nan=False, description="Adam learning rate (paper: 1e-4).")
     lr_decay: float = Field(0.7, gt=0, le=1, description="Multiply the learning rate by this after each epoch (paper: 0.1).")
     head_epochs: int = Field(2, ge=0, description="CT stage 2 epochs (last layer only, full data).")
-    head_lr: float = Field(1e-3, gt=0, description="CT stage 2 learning rate.")
+    head_lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="CT stage 2 learning rate.")
     head_loss: Literal["unconditional", "conditional"] = Field(
         "unconditional", description="CT stage 2 loss: BCE on chain-rule probabilities, or the stage-1 masked loss."
     )
-    batch_size: int = Field(32, ge=1, description="Images per step (per process under DDP).")
-    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
+    batch_size: int = Field(32, ge=1, le=1 << 20, description="Images per step (per process under DDP).")
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False, description="Adam weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
-    grad_clip: float | None = Field(None, gt=0, description="Clip the gradient norm to this value.")
+    grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="Clip the gradient norm to this value.")
     combine: str = Field("product", description="Parent combination rule of the chain rule: 'product' or 'min'.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -148,6 +152,10 @@ class TrainConfig(_Section):
     def _stages_not_empty(self) -> TrainConfig:
         if self.stages is not None and not self.stages:
             raise ValueError("stages is empty; remove it to derive stages from 'method'")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas {list(self.betas)} must each be in [0, 1), e.g. [0.9, 0.999]")
+        if sum(stage.epochs for stage in self.resolved_stages()) == 0:
+            raise ValueError("every stage has 0 epochs: nothing to train; set train.epochs (or the stages' epochs)")
         return self
 
     def resolved_stages(self) -> list[StageConfig]:
@@ -173,7 +181,7 @@ class EvaluationConfig(_Section):
     """What the end-of-training evaluation reports."""
 
     labels: list[str] | None = Field(None, description="Labels in the mean AUC (default: every label with both classes).")
-    batch_size: int = Field(128, ge=1, description="Images per inference step.")
+    batch_size: int = Field(128, ge=1, le=1 << 20, description="Images per inference step.")
 
 
 class OutputConfig(_Section):

@@ -54,33 +54,48 @@ def _pydicom() -> Any:
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    from hmlc.errors import shorten
+
+    text = shorten(" ".join(str(error).split()))
     return text or type(error).__name__
 
 
-def decode_dicom(path: str | Path) -> np.ndarray:
+def decode_dicom(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Decode a single-frame DICOM image into a grayscale uint8 (H, W) array.
 
     Applies the modality LUT / rescale, then the VOI LUT or window (the first
     one given), inverts MONOCHROME1 and scales the displayed range to 0..255.
     Without a VOI LUT or window the image's own minimum and maximum span
-    0..255. Colour images are converted to gray. Raises :class:`DataError`
-    naming the file when it cannot be read or decoded.
+    0..255. Colour images are converted to gray. Rows x Columns are checked
+    against ``max_pixels`` (default :func:`hmlc.data.images.max_image_pixels`)
+    before the pixel data is decompressed. Raises :class:`DataError` naming
+    the file when it cannot be read or decoded.
     """
-    pydicom = _pydicom()
-    from pydicom.errors import InvalidDicomError
+    from hmlc.data.images import check_image_pixels
 
+    pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(str(path))
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as exc:
+    except MemoryError:
+        raise DataError(f"cannot read DICOM file {path}: its header claims more memory than is available") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt header fails in many ways inside pydicom
         raise DataError(f"cannot read DICOM file {path}: {_one_line(exc)}") from None
-    if "PixelData" not in ds:
-        raise DataError(f"DICOM file {path} holds no image (no Pixel Data element)")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        if "PixelData" not in ds:
+            raise DataError(f"DICOM file {path} holds no image (no Pixel Data element)")
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed values are parsed lazily
+        raise DataError(f"cannot read DICOM file {path}: {_one_line(exc)}") from None
     if frames > 1:
         raise DataError(f"DICOM file {path} holds {frames} frames; give single-frame images")
+    check_image_pixels(path, rows, columns, max_pixels)
     try:
         pixels = ds.pixel_array
+    except MemoryError:
+        raise DataError(f"cannot decode the pixel data of DICOM file {path}: not enough memory") from None
     except Exception as exc:  # noqa: BLE001 - missing decoders, truncated data, ...
         raise DataError(f"cannot decode the pixel data of DICOM file {path}: {_one_line(exc)}") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()

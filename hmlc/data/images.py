@@ -7,6 +7,7 @@ input; the model side converts to float and normalises.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -16,10 +17,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hmlc.errors import DataError
+from hmlc.errors import ConfigError, DataError
 
 __all__ = [
     "decode_image",
+    "image_dimensions",
+    "check_image_pixels",
+    "max_image_pixels",
+    "set_max_image_pixels",
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_PIXELS_ENV",
     "resize_square",
     "ImageSource",
     "ArrayImageSource",
@@ -30,25 +37,126 @@ __all__ = [
 ]
 
 
-def decode_image(path: str | Path) -> np.ndarray:
-    """Decode a PNG (8 or 16 bit) or JPEG file into a grayscale uint8 (H, W) array.
+#: Largest image (height x width) decoded unless configured otherwise: 100 megapixels.
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+#: Environment variable holding the pixel limit (set by ``data.max_image_pixels`` too).
+MAX_IMAGE_PIXELS_ENV = "HMLC_MAX_IMAGE_PIXELS"
 
-    Colour images are converted to gray. A 16-bit image is scaled linearly so
-    that its own maximum becomes 255 (0 stays 0); an all-zero image stays 0.
-    DICOM files (by suffix or their ``DICM`` preamble) go through
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: $HMLC_MAX_IMAGE_PIXELS (or ``data.max_image_pixels``), else 100 megapixels."""
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(float(raw))
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{MAX_IMAGE_PIXELS_ENV}={raw[:40]!r} is not a number of pixels; e.g. 100000000") from None
+    if value < 1:
+        raise ConfigError(f"{MAX_IMAGE_PIXELS_ENV}={raw[:40]!r} must be at least 1")
+    return value
+
+
+def set_max_image_pixels(limit: int | None) -> None:
+    """Make ``limit`` the pixel limit of this process and the workers it starts (None: leave as is)."""
+    if limit is not None:
+        os.environ[MAX_IMAGE_PIXELS_ENV] = str(int(limit))
+
+
+def image_dimensions(path: str | Path) -> tuple[str, int, int]:
+    """``(format, height, width)`` of a PNG or JPEG file, read from its header (IHDR / SOF) only.
+
+    Raises :class:`DataError` when the file is neither, or its header is cut short.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+            if head.startswith(_PNG_SIGNATURE):
+                if len(head) < 24 or head[12:16] != b"IHDR":
+                    raise DataError(f"cannot decode image {path}: its PNG header (IHDR) is missing or cut short")
+                width, height = struct.unpack(">II", head[16:24])
+                return "PNG", height, width
+            if head.startswith(b"\xff\xd8"):
+                return ("JPEG", *_jpeg_dimensions(handle, path))
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    raise DataError(f"cannot decode image {path}: not a PNG, JPEG or DICOM file")
+
+
+def _jpeg_dimensions(handle: object, path: str | Path) -> tuple[int, int]:
+    """Walk a JPEG's marker segments up to its start-of-frame; (height, width)."""
+    handle.seek(2)  # type: ignore[attr-defined]
+    for _ in range(10_000):
+        marker = handle.read(2)  # type: ignore[attr-defined]
+        while len(marker) == 2 and marker[0] == 0xFF and marker[1] == 0xFF:  # fill bytes
+            marker = marker[1:] + handle.read(1)  # type: ignore[attr-defined]
+        if len(marker) < 2 or marker[0] != 0xFF:
+            break
+        code = marker[1]
+        if code == 0x01 or 0xD0 <= code <= 0xD7:  # segments without a length
+            continue
+        length_bytes = handle.read(2)  # type: ignore[attr-defined]
+        if len(length_bytes) < 2:
+            break
+        (length,) = struct.unpack(">H", length_bytes)
+        if code in _JPEG_SOF:
+            frame = handle.read(5)  # type: ignore[attr-defined]
+            if len(frame) < 5:
+                break
+            height, width = struct.unpack(">HH", frame[1:5])
+            return height, width
+        if code == 0xDA or length < 2:  # image data before any frame header
+            break
+        handle.seek(length - 2, os.SEEK_CUR)  # type: ignore[attr-defined]
+    raise DataError(f"cannot decode image {path}: its JPEG header has no frame size (SOF marker)")
+
+
+def check_image_pixels(path: str | Path, height: int, width: int, limit: int | None = None) -> None:
+    """Refuse an image whose header claims more than ``limit`` pixels (default: :func:`max_image_pixels`)."""
+    limit = max_image_pixels() if limit is None else limit
+    if height * width > limit:
+        raise DataError(
+            f"image {path} is {width} x {height} = {height * width / 1e6:.1f} megapixels, over the limit of "
+            f"{limit / 1e6:g} megapixels; raise data.max_image_pixels (or ${MAX_IMAGE_PIXELS_ENV}) if it is genuine"
+        )
+    if height < 1 or width < 1:
+        raise DataError(f"cannot decode image {path}: its header gives a size of {width} x {height}")
+
+
+def decode_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Decode a PNG (8 or 16 bit), JPEG or DICOM file into a grayscale uint8 (H, W) array.
+
+    The size is read from the file's header first (PNG IHDR, JPEG SOF, DICOM
+    Rows/Columns) and an image over ``max_pixels`` (default
+    :func:`max_image_pixels`, 100 megapixels) is refused before anything is
+    decoded, so a small file cannot claim gigabytes.
+    Colour images are converted to gray. A 16-bit image is read at full depth
+    and scaled linearly so that its own maximum becomes 255 (0 stays 0; a
+    12-bit image stored in 16 bits uses the whole 0..255 range); an all-zero
+    image stays 0. DICOM files (by suffix or their ``DICM`` preamble) go through
     :func:`hmlc.data.dicom.decode_dicom` (modality and VOI LUTs, MONOCHROME1 inverted).
     """
     from hmlc.data.dicom import decode_dicom, is_dicom_file
 
+    limit = max_image_pixels() if max_pixels is None else max_pixels
     if os.path.isfile(path) and is_dicom_file(path):
-        return decode_dicom(path)
+        return decode_dicom(path, max_pixels=limit)
+    _, height, width = image_dimensions(path)
+    check_image_pixels(path, height, width, limit)
     try:
         buffer = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    img = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    try:
+        img = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except cv2.error:
+        img = None
     if img is None:
-        raise DataError(f"cannot decode image {path}: not a readable PNG or JPEG file")
+        raise DataError(f"cannot decode image {path}: not a readable PNG or JPEG file (truncated or corrupt?)")
     if img.ndim == 3:
         if img.shape[2] == 1:
             img = img[:, :, 0]

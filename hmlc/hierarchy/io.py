@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from hmlc.errors import HierarchyError
+from hmlc.yamlio import load_yaml_all
 from hmlc.hierarchy.graph import LabelGraph
 
 __all__ = ["load_hierarchy", "graph_from_data", "HierarchySource"]
@@ -187,7 +188,7 @@ def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGra
             raise HierarchyError(f"{where} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
     else:
         try:
-            docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+            docs = [d for d in load_yaml_all(raw, where, HierarchyError) if d is not None]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" (line {mark.line + 1})" if mark is not None else ""

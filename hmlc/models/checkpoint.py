@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hmlc.errors import CheckpointError
+from hmlc.errors import CheckpointError, shorten
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -47,8 +47,13 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 META_FILE = "meta.json"
 _OWN_FILES = frozenset({MODEL_FILE, STATE_FILE, META_FILE})
-_KEYS_FIELD = "hmlc_keys"
+_HEADER_FIELD = "hmlc"  # one field: safetensors writes several in a random order
+_KEYS_FIELD = "hmlc_keys"  # the fields of checkpoints written before the one above
 _ALIASES_FIELD = "hmlc_aliases"
+#: Values a checkpoint's ``output`` metadata may hold.
+OUTPUT_KINDS = ("unconditional", "conditional")
+#: Largest ``image_size`` a checkpoint may record (that of ``data.image_size``).
+MAX_IMAGE_SIZE = 4096
 
 
 @dataclass
@@ -103,7 +108,7 @@ def _write_tensors(path: Path, state: Mapping[str, Any], what: str) -> dict[str,
     from safetensors.torch import save
 
     tensors, aliases = _storable(state, what)
-    header = {_KEYS_FIELD: json.dumps(list(state)), _ALIASES_FIELD: json.dumps(aliases)}
+    header = {_HEADER_FIELD: json.dumps({"keys": list(state), "aliases": aliases}, sort_keys=True)}
     data = save(tensors, metadata=header)
     _write_bytes(path, data)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -171,6 +176,10 @@ def save_checkpoint(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        # mkdtemp makes the folder private (0700); give it the mode a plain mkdir() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
     except OSError as error:
         raise CheckpointError(f"cannot write checkpoint {str(directory)!r}: {error.strerror or error}") from None
     try:
@@ -245,8 +254,12 @@ def _read_tensors(directory: Path, name: str, record: Any, device: str) -> dict[
         with safe_open(str(path), framework="pt", device=device) as handle:
             header = handle.metadata() or {}
             stored = {key: handle.get_tensor(key) for key in handle.keys()}
-        order = json.loads(header.get(_KEYS_FIELD, "null")) or list(stored)
-        aliases = json.loads(header.get(_ALIASES_FIELD, "{}"))
+        if _HEADER_FIELD in header:
+            fields = json.loads(header[_HEADER_FIELD])
+            order, aliases = fields.get("keys") or list(stored), fields.get("aliases") or {}
+        else:
+            order = json.loads(header.get(_KEYS_FIELD, "null")) or list(stored)
+            aliases = json.loads(header.get(_ALIASES_FIELD, "{}"))
         tensors = {key: stored[key] if key in stored else stored[aliases[key]] for key in order}
     except CheckpointError:
         raise
@@ -299,7 +312,32 @@ def _read_meta(directory: Path) -> dict[str, Any]:
         )
     if not isinstance(meta.get("metadata"), dict):
         raise CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} has no metadata object")
+    _check_metadata(directory, meta["metadata"])
     return meta
+
+
+def _check_metadata(directory: Path, metadata: Mapping[str, Any]) -> None:
+    """Refuse recorded values hmlc would act on but never writes (a tampered or foreign meta.json)."""
+    from hmlc.data.images import max_image_pixels
+
+    def bad(key: str, what: str) -> CheckpointError:
+        shown = shorten(json.dumps(metadata[key], default=str))
+        return CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} records {key} {shown}; {what}")
+
+    if "image_size" in metadata:
+        size = metadata["image_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_IMAGE_SIZE:
+            raise bad("image_size", f"expected an integer from 1 to {MAX_IMAGE_SIZE}")
+        if size * size > max_image_pixels():
+            raise bad("image_size", "over the image pixel limit (data.max_image_pixels / $HMLC_MAX_IMAGE_PIXELS)")
+    if "output" in metadata and metadata["output"] not in OUTPUT_KINDS:
+        raise bad("output", f"expected one of {', '.join(OUTPUT_KINDS)}")
+    if "multiclass" in metadata and not isinstance(metadata["multiclass"], bool):
+        raise bad("multiclass", "expected true or false")
+    if "labels" in metadata:
+        labels = metadata["labels"]
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            raise bad("labels", "expected a list of label names")
 
 
 # --- nested state <-> tensors + JSON -------------------------------------------
