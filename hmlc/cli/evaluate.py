@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hmlc.cli.paths import refuse_overwriting_inputs
 from hmlc.cli.render import print_table
 
 __all__ = ["add_parsers"]
@@ -57,6 +58,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bootstrap {args.bootstrap}: give 0 (no intervals) or a number of resamples")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
+    refuse_overwriting_inputs({"--out": args.out}, [args.predictions, args.labels, args.radiologists, args.compare])
     graph = None
     if args.hierarchy:
         from hmlc.plugins import get_host

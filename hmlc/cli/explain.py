@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hmlc.cli.paths import checkpoint_inputs, refuse_overwriting_inputs
 from hmlc.cli.render import print_table
 
 __all__ = ["add_parsers"]
@@ -34,6 +35,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from hmlc.engine.explain import explain_image
     from hmlc.engine.predictor import resolve_device
 
+    refuse_overwriting_inputs({"--out": args.out}, [args.image, *checkpoint_inputs([args.checkpoint])])
     written = explain_image(
         args.checkpoint,
         args.image,

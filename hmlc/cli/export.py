@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hmlc.cli.paths import checkpoint_inputs, refuse_overwriting_inputs
+
 __all__ = ["add_parsers"]
 
 #: Largest difference from PyTorch an export may show on random inputs.
@@ -34,6 +36,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hmlc.engine.export import export_checkpoint, verify_export
     from hmlc.errors import CheckpointError
 
+    refuse_overwriting_inputs({"--out": args.out, "--out (its .json)": f"{args.out}.json"}, checkpoint_inputs([args.checkpoint]))
     out, meta = export_checkpoint(args.checkpoint, args.fmt, args.out, args.image_size)
     shape = INPUT_SHAPE.format(c=meta["in_chans"], s=meta["image_size"])
     print(f"wrote {out} ({args.fmt}, input {shape}, {len(meta['labels'])} labels) and {out}.json")

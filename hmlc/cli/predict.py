@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
+from hmlc.cli.paths import checkpoint_inputs, experiment_inputs, refuse_overwriting_inputs
 
 __all__ = ["add_parsers"]
 
@@ -88,6 +89,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("--split, --config, --preset and --set apply to --dataset NAME; add it or drop them")
     if args.dataset and args.relative_to:
         raise ConfigError("--relative-to applies to image paths; a dataset's ids come from its label file")
+    refuse_overwriting_inputs({"--out": args.out}, [*args.paths, *checkpoint_inputs(args.checkpoint)])
     kinds = parse_transform_kinds(args.tta_transforms)
     tta = TestTimeAugmentation(n=args.tta, seed=args.seed, kinds=kinds) if args.tta is not None else None
     device = resolve_device(args.device)
@@ -104,6 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             base, source = dataset_defaults(members, args.dataset)
         config = load_config(args.config, args.preset, args.overrides, base=base)
         config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": args.dataset})})
+        refuse_overwriting_inputs({"--out": args.out}, experiment_inputs(config, args.config))
         inputs = inputs_from_dataset(
             args.dataset,
             args.split,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
+from hmlc.cli.paths import experiment_inputs, refuse_overwriting_inputs
 from hmlc.cli.render import print_table
 
 __all__ = ["add_parsers"]
@@ -45,6 +46,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if not splits:
             raise ConfigError("--splits is empty; give split names such as train,valid")
     config = load_config(args.config, args.preset, args.overrides)
+    refuse_overwriting_inputs({"--cache": experiment_cache_root(config, args.cache)}, experiment_inputs(config, args.config))
     builds = build_caches(config, cache_dir=args.cache, splits=splits, workers=args.workers, progress=True)
     rows = []
     for name, b in builds.items():

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
+from hmlc.cli.paths import experiment_inputs, refuse_overwriting_inputs
 from hmlc.cli.render import print_table
 
 __all__ = ["add_parsers"]
@@ -67,6 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = None if args.resume else load_config(args.config, args.preset, args.overrides)
     if config is not None and args.out is not None:
         config = config.model_copy(update={"output": config.output.model_copy(update={"dir": args.out})})
+    if config is not None:
+        refuse_overwriting_inputs({"output.dir": config.output.dir}, experiment_inputs(config, args.config))
     result = train(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)  # type: ignore[arg-type]
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports

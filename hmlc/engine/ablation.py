@@ -17,7 +17,7 @@ import numpy as np
 from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
 from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
-from hmlc.errors import ConfigError, HmlcError
+from hmlc.errors import ConfigError, HmlcError, shorten
 
 __all__ = ["parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable"]
 
@@ -35,6 +35,9 @@ def parse_grid(items: Sequence[str]) -> list[tuple[str, list[str]]]:
             raise ConfigError(f"--grid {item!r} is not KEY=V1,V2,...; write e.g. --grid policy=u-ones,u-zeros")
         if key in dict(grid):
             raise ConfigError(f"--grid {key} is given twice; list all its values in one --grid")
+        repeated = sorted({v for v in vals if vals.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"--grid {shorten(item)} lists {', '.join(map(shorten, repeated))} more than once; give each value once")
         grid.append((key.strip(), vals))
     if not grid:
         raise ConfigError("hmlc ablate needs at least one --grid KEY=V1,V2,...")
@@ -140,6 +143,9 @@ def plan_ablation(
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: give at least 1")
     base = load_config(config_path, preset, base_overrides)
+    from hmlc.cli.paths import experiment_inputs, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs({"--out": out_dir}, experiment_inputs(base, config_path))
     plan = []
     for name, overrides in grid_settings(grid):
         for seed in range(seeds):

@@ -60,3 +60,65 @@ def dicom_claiming(path: Path, rows: int, columns: int, photometric: str = "MONO
     ds.PixelData = b"\0" * 64
     ds.save_as(str(path), enforce_file_format=True)
     return path
+
+
+def run_cli(argv: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``hmlc argv`` run in this process."""
+    from hmlc.cli.main import main
+    from hmlc.plugins import reset_host
+
+    reset_host()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+#: A tiny training on the exported folder: 16-pixel images, one flat epoch, on the CPU.
+TINY_TRAIN = [
+    "data.dataset=csv", "hierarchy=synthetic", "data.image_size=16", "train.method=flat", "train.epochs=1",
+    "train.batch_size=8", "train.progress=false", "train.device=cpu", "output.tensorboard=false",
+]
+
+
+def tiny_sets(root: Path, *extra: str) -> list[str]:
+    out: list[str] = []
+    for item in [*TINY_TRAIN, f"data.root={root}", *extra]:
+        out += ["--set", item]
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CheXpert-layout folder (train.csv, valid.csv, PNGs) of 40 synthetic 16-pixel images; never written to."""
+    from hmlc.cli.main import main
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    assert main(["synth", "export", str(root), "--n", "40", "--image-size", "16"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run on :func:`synth_folder` (its best checkpoint is what predict reads)."""
+    from hmlc.cli.main import main
+    from hmlc.plugins import reset_host
+
+    reset_host()
+    parent = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--out", str(parent), *tiny_sets(synth_folder, "output.name=run")]) == 0
+    assert (parent / "run" / "checkpoints" / "last" / "meta.json").is_file()
+    return parent / "run"
+
+
+def folder_state(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``folder`` (and '<dir>' for every folder)."""
+    import hashlib
+
+    state = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        state[rel] = "<dir>" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
