@@ -38,25 +38,101 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class RunDirectory:
-    """A run's folder: config.yaml, metrics.csv, checkpoints/, results."""
+    """A run's folder: config.yaml, metrics.csv, checkpoints/, results.
+
+    A process training into the folder holds an exclusive lock on it
+    (``flock`` on the folder itself, released when the process ends, even by
+    ``kill -9``), so two runs never share one folder. A folder that holds no
+    checkpoint yet (a run that failed or was killed before its first epoch
+    ended) can be resumed, which starts from the beginning, or reused by a
+    new run of the same name.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, parent: Path, name: str) -> RunDirectory:
+        """A new run folder ``parent/name``, locked; exactly one of several concurrent creators wins.
+
+        An existing folder is reused only when it holds no checkpoint and no
+        running process holds it.
+        """
         parent = Path(parent)
         path = parent / name
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(
-                f"run directory {path} exists and is not empty; choose another output.name or "
-                f"continue it with --resume {path}"
-            )
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path)  # atomic: of two processes, one creates, the other finds it
+            fresh = True
+        except FileExistsError:
+            fresh = False
         except OSError as exc:
             raise HmlcError(f"cannot create run directory {path}: {exc.strerror}; set output.dir") from None
-        return cls(path)
+        run = cls(path)
+        if not path.is_dir():
+            raise ConfigError(f"run directory {path} exists and is not a folder; choose another output.name")
+        run.lock()
+        if not fresh:
+            if run.has_checkpoint():
+                run.release()
+                raise ConfigError(
+                    f"run directory {path} holds a run with checkpoints; choose another output.name or "
+                    f"continue it with --resume {path}"
+                )
+            run.clear()  # a run that never saved a checkpoint: nothing in it is worth keeping
+        return run
+
+    def lock(self) -> None:
+        """Hold this folder for this process; a run directory in use by another process is an error."""
+        if self._lock_fd is not None:
+            return
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(
+                f"run directory {self.path} is in use by another hmlc process; wait for it or choose another output.name"
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let other processes use this folder again."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the lock
+            self._lock_fd = None
+
+    def has_checkpoint(self) -> bool:
+        """Whether any checkpoint (or an interrupted checkpoint save) is in the folder."""
+        folder = self.checkpoints
+        return folder.is_dir() and any(folder.iterdir())
+
+    def has_last_checkpoint(self) -> bool:
+        """Whether checkpoints/last (or the copy an interrupted save keeps) is there to resume from."""
+        return (self.checkpoints / "last").exists() or (self.checkpoints / ".last.previous" / "meta.json").is_file()
+
+    def clear(self) -> None:
+        """Remove everything in the folder (kept: the folder itself and the lock on it)."""
+        import shutil
+
+        for item in self.path.iterdir():
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+
+    def discard_if_unstarted(self) -> bool:
+        """Remove the folder when it holds no checkpoint (a run that failed before saving one); whether it did."""
+        import shutil
+
+        if not self.path.is_dir() or self.has_checkpoint():
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
+        return True
 
     @staticmethod
     def default_name(dataset: str, method: str) -> str:

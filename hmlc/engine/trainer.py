@@ -504,28 +504,28 @@ def train(
             raise CheckpointError(f"--resume {resume}: no config.yaml there; give a run directory made by hmlc train")
         config = load_config(cfg_file)
         run = RunDirectory(resume)
-        last = run.checkpoints / "last"
-        if not last.exists():
-            raise CheckpointError(f"--resume {resume}: no checkpoints/last; the run stopped before its first epoch ended")
     runtime = setup_runtime(
         config.train.device, config.train.precision, config.train.channels_last,
         config.train.deterministic, config.train.threads,
     )
+    created = None
     try:
+        if resume is not None and runtime.is_main:
+            run.lock()
         # Everything a user can get wrong is checked before the run directory exists.
         data = prepare_experiment(config)
         if resume is None:
             name = config.output.name or RunDirectory.default_name(config.data.dataset, config.train.method)
             parent = Path(run_dir) if run_dir else config.output.dir
             if runtime.is_main:
-                run = RunDirectory.create(parent, name)
+                run = created = RunDirectory.create(parent, name)
             else:
                 run = RunDirectory(parent / name)
             runtime.barrier()
         trainer = Trainer(config, run, runtime, data)
-        if resume is not None:
+        if resume is not None and run.has_last_checkpoint():
             trainer.load_state(run.checkpoints / "last")
-        elif runtime.is_main:
+        elif resume is None and runtime.is_main:
             from hmlc.engine.rundir import atomic_write_text
 
             atomic_write_text(run.config_file, config_to_yaml(config))
@@ -557,5 +557,11 @@ def train(
         # or hang (NCCL). Not on the error path, where a barrier could wait forever.
         runtime.barrier()
         return result
+    except BaseException:
+        if created is not None:
+            created.discard_if_unstarted()  # a failed run leaves no folder that can be neither resumed nor reused
+        raise
     finally:
+        if resume is not None or created is not None:
+            run.release()
         teardown_runtime(runtime)
