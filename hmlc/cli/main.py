@@ -10,12 +10,32 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from hmlc import __version__
-from hmlc.errors import HmlcError
+from hmlc.errors import HmlcError, shorten
 
 __all__ = ["main", "build_parser", "EXIT_USAGE"]
 
 #: exit code of every error a user can cause
 EXIT_USAGE = 2
+#: Longest error line printed (a last resort: messages shorten the values they repeat).
+MAX_ERROR_CHARS = 2000
+
+
+def one_line(message: str) -> str:
+    """An error message as one bounded line.
+
+    An error raised in a DataLoader worker reaches the main process with the
+    worker's traceback in its message; only its last line, the error itself,
+    is kept.
+    """
+    if "Original Traceback" in message:
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
+    return shorten(" ".join(message.split()), MAX_ERROR_CHARS)
+
+
+def _fail(message: str) -> int:
+    print(f"hmlc: error: {one_line(message)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,13 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except HmlcError as exc:
-        print(f"hmlc: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc))
     except ValidationError as exc:
         from hmlc.config import format_validation_error
 
-        print(f"hmlc: error: {format_validation_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(format_validation_error(exc))
     except BrokenPipeError:
         # `hmlc ... | head`: the reader went away; not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -63,13 +81,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:
         # A path the user gave cannot be read or written (permissions, a full disk, ...).
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"hmlc: error: cannot use{where}: {exc.strerror or exc}; check the path and its permissions",
-              file=sys.stderr)
-        return EXIT_USAGE
+        where = f" {_shown_path(exc.filename)}" if exc.filename else ""
+        return _fail(f"cannot use{where}: {exc.strerror or exc}; check the path, its permissions and free space")
+    except UnicodeError as exc:
+        # A file name (or text) that is not valid UTF-8: names from another system, a binary file.
+        return _fail(f"{_unicode_context(exc)} is not valid UTF-8 ({getattr(exc, 'reason', exc)}); "
+                     "rename the file or save the text as UTF-8")
+    except MemoryError:
+        return _fail("out of memory; use smaller images (data.max_image_pixels), a smaller batch size or fewer workers")
     except KeyboardInterrupt:
         print("hmlc: interrupted", file=sys.stderr)
         return 130
+
+
+def _shown_path(name: object) -> str:
+    """A file name as text that prints anywhere (undecodable bytes escaped)."""
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    text = str(name)
+    try:
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")  # undecodable bytes as \\xff
+    except UnicodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return shorten(text)
+
+
+def _unicode_context(exc: UnicodeError) -> str:
+    """The line of text around the character a UnicodeError is about, printable."""
+    text, start = getattr(exc, "object", None), getattr(exc, "start", 0)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    if not isinstance(text, str) or not text:
+        return "a name or text"
+    line = text[:start].rsplit("\n", 1)[-1] + text[start:].split("\n", 1)[0]
+    return f"'{_shown_path(line)}'"
 
 
 def entry() -> None:

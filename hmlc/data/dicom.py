@@ -10,6 +10,7 @@ image returned has bright bones, like a PNG or JPEG radiograph. Needs pydicom
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def _pydicom() -> Any:
         raise DataError(
             "reading DICOM files needs pydicom: pip install 'hmlc[dicom]' (or pip install pydicom)"
         ) from None
+    # Invalid values are either usable (then nothing to say) or end in one DataError: no warning lines.
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
     return pydicom
 
 
@@ -61,6 +64,13 @@ def _one_line(error: BaseException) -> str:
 
 
 def decode_dicom(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Decode a single-frame DICOM image into a grayscale uint8 (H, W) array (see :func:`_decode`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _decode(path, max_pixels)
+
+
+def _decode(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Decode a single-frame DICOM image into a grayscale uint8 (H, W) array.
 
     Applies the modality LUT / rescale, then the VOI LUT or window (the first

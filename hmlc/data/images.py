@@ -42,6 +42,11 @@ DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 #: Environment variable holding the pixel limit (set by ``data.max_image_pixels`` too).
 MAX_IMAGE_PIXELS_ENV = "HMLC_MAX_IMAGE_PIXELS"
 
+try:  # a corrupt file is reported once, as a DataError; not also as OpenCV's own warning line
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # builds without the logging module
+    pass
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -12,18 +13,22 @@ from typing import Any
 
 from hmlc.errors import ConfigError, HmlcError
 
-__all__ = ["atomic_write_text", "write_json", "RunDirectory", "MetricsLog"]
+__all__ = ["atomic_write_text", "atomic_write_bytes", "write_json", "RunDirectory", "MetricsLog"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (a crash leaves the old file or the new)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -148,7 +153,7 @@ class RunDirectory:
 
 
 class MetricsLog:
-    """Append-only metrics.csv (one row per epoch), plus TensorBoard when installed."""
+    """metrics.csv (one row per epoch, idempotent under resume), plus TensorBoard when installed."""
 
     def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
         self.path = Path(path)
@@ -162,18 +167,27 @@ class MetricsLog:
                 self._writer = None
 
     def log(self, row: dict[str, Any], step: int) -> None:
-        exists = self.path.exists()
-        fields = list(row)
-        if exists:
+        """Record ``row`` as the ``step``-th row (1-based): rows at or after it are replaced.
+
+        A resumed run logs its epochs again from where its checkpoint was;
+        rows of epochs logged after that checkpoint (by a run that then
+        failed) are dropped, so metrics.csv always has one row per epoch. The
+        file is rewritten atomically.
+        """
+        rows: list[dict[str, str]] = []
+        fields: list[str] = []
+        if self.path.exists():
             with self.path.open(newline="", encoding="utf-8") as fh:
-                header = next(csv.reader(fh), None)
-            if header and header != fields:
-                fields = header + [f for f in fields if f not in header]
-        with self.path.open("a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
+                reader = csv.DictReader(fh)
+                fields = list(reader.fieldnames or [])
+                rows = list(reader)[: max(step - 1, 0)]
+        fields += [f for f in row if f not in fields]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow(row)
+        atomic_write_text(self.path, buffer.getvalue())
         if self._writer is not None:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
