@@ -125,8 +125,8 @@ def check_image_pixels(path: str | Path, height: int, width: int, limit: int | N
     limit = max_image_pixels() if limit is None else limit
     if height * width > limit:
         raise DataError(
-            f"image {path} is {width} x {height} = {height * width / 1e6:.1f} megapixels, over the limit of "
-            f"{limit / 1e6:g} megapixels; raise data.max_image_pixels (or ${MAX_IMAGE_PIXELS_ENV}) if it is genuine"
+            f"image {path} is {width} x {height} = {height * width:,} pixels ({height * width / 1e6:.1f} megapixels), "
+            f"over the limit of {limit:,} pixels; raise data.max_image_pixels (or ${MAX_IMAGE_PIXELS_ENV}) if it is genuine"
         )
     if height < 1 or width < 1:
         raise DataError(f"cannot decode image {path}: its header gives a size of {width} x {height}")

@@ -20,7 +20,7 @@ from hmlc.engine.experiment import ExperimentData, prepare_experiment
 from hmlc.engine.inference import binary_logits, forward_images, outputs_to_probabilities
 from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
 from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
-from hmlc.errors import CheckpointError, ConfigError
+from hmlc.errors import CheckpointError, ConfigError, DataError
 from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
 
 __all__ = ["Trainer", "TrainResult", "train", "output_kind", "random_hflip", "replicas_identical"]
@@ -514,6 +514,9 @@ def train(
             run.lock()
         # Everything a user can get wrong is checked before the run directory exists.
         data = prepare_experiment(config)
+        if len(data.train) == 0:
+            raise DataError(f"split {config.data.train_split!r} of dataset {config.data.dataset!r} holds no image; "
+                            "check data.train_split, data.limit and the labels file")
         if resume is None:
             name = config.output.name or RunDirectory.default_name(config.data.dataset, config.train.method)
             parent = Path(run_dir) if run_dir else config.output.dir
