@@ -33,6 +33,9 @@ __all__ = [
     "FileImageSource",
     "missing_files",
     "ImageIndexDataset",
+    "BAD_IMAGE_POLICIES",
+    "split_skipped",
+    "write_skipped",
     "SubsetImageSource",
 ]
 
@@ -236,23 +239,61 @@ def missing_files(paths: Sequence[str | Path]) -> list[str]:
     return [str(p) for p in paths if not os.path.isfile(p)]
 
 
+#: What ``data.on_bad_image`` may say: stop at the first image that cannot be read, or skip it.
+BAD_IMAGE_POLICIES = ("error", "skip")
+
+
 class ImageIndexDataset(Dataset):
     """``(uint8 image (1, H, W), index)`` items of an image source, for a DataLoader.
 
     Targets, weights and augmentation stay with the caller, which looks them
     up by index (the trainer redraws targets per epoch and flips on the
     device with a seeded generator, so runs resume exactly).
+
+    With ``on_bad_image="skip"`` an image that cannot be read comes as a
+    black image of the source's size with index ``-1 - i``: the caller drops
+    negative indices from the batch (see :func:`split_skipped`) and can
+    report which images were skipped.
     """
 
-    def __init__(self, images: ImageSource) -> None:
+    def __init__(self, images: ImageSource, on_bad_image: str = "error") -> None:
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ConfigError(f"data.on_bad_image {on_bad_image!r}: use error or skip")
         self.images = images
+        self.on_bad_image = on_bad_image
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = np.ascontiguousarray(self.images.read(int(i)))
+        try:
+            img = np.ascontiguousarray(self.images.read(int(i)))
+        except DataError:
+            size = getattr(self.images, "size", None)
+            if self.on_bad_image != "skip" or not size:
+                raise
+            return torch.zeros((1, size, size), dtype=torch.uint8), -1 - int(i)
         return torch.from_numpy(img)[None], int(i)
+
+
+def split_skipped(x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """A batch of :class:`ImageIndexDataset` without its skipped images, and their indices."""
+    keep = idx >= 0
+    if bool(keep.all()):
+        return x, idx, []
+    return x[keep], idx[keep], (-1 - idx[~keep]).tolist()
+
+
+def write_skipped(path: Path, images: ImageSource, indices: Sequence[int]) -> int:
+    """Write the files of the skipped ``indices`` (one per line, sorted, unique) to ``path``; how many."""
+    from hmlc.engine.rundir import atomic_write_text
+
+    paths = getattr(images, "paths", None)
+    lines = {paths[i] if paths is not None else f"image {i}" for i in indices}
+    if Path(path).is_file():  # a resumed run adds to what its earlier part skipped
+        lines |= set(Path(path).read_text(encoding="utf-8").splitlines())
+    atomic_write_text(Path(path), "".join(f"{line}\n" for line in sorted(lines)))
+    return len(lines)
 
 
 class SubsetImageSource:
@@ -267,4 +308,15 @@ class SubsetImageSource:
 
     def read(self, i: int) -> np.ndarray:
         return self.source.read(int(self.indices[i]))
+
+    @property
+    def size(self) -> int | None:
+        """The side images come at (that of the source), when known."""
+        return getattr(self.source, "size", None)
+
+    @property
+    def paths(self) -> list[str] | None:
+        """The files of these images, when the source has files."""
+        paths = getattr(self.source, "paths", None)
+        return None if paths is None else [paths[int(j)] for j in self.indices]
 

@@ -57,6 +57,8 @@ class Trainer:
         self.run = run
         self.rt = runtime
         self.data = data
+        #: Indices of training images skipped as unreadable (data.on_bad_image=skip).
+        self.skipped: set[int] = set()
         self.graph = data.graph
         self.stages = config.train.resolved_stages()
         self.spec = get_host().backbone(config.model.backbone)
@@ -385,11 +387,11 @@ class Trainer:
             from hmlc.data.images import ImageIndexDataset
 
             loader = DataLoader(
-                ImageIndexDataset(self.data.train.images), batch_size=cfg.train.batch_size, sampler=sampler,
-                num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
+                ImageIndexDataset(self.data.train.images, cfg.data.on_bad_image), batch_size=cfg.train.batch_size,
+                sampler=sampler, num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
                 persistent_workers=False, drop_last=False,
             )
-            iterator = ((x, idx) for x, idx in loader)
+            iterator = self._readable(loader)
         t0 = time.perf_counter()
         for x, idx in iterator:
             idx_dev = idx.to(self.rt.device, non_blocking=True)
@@ -426,6 +428,16 @@ class Trainer:
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
         return float(total) / max(n_images, 1), n_images
+
+    def _readable(self, loader: DataLoader) -> Any:
+        """The loader's batches without the images data.on_bad_image=skip left out (kept in ``skipped``)."""
+        from hmlc.data.images import split_skipped
+
+        for x, idx in loader:
+            x, idx, skipped = split_skipped(x, idx)
+            self.skipped.update(skipped)
+            if len(idx):
+                yield x, idx
 
     def _train_module(self, stage_index: int, on_features: bool) -> nn.Module:
         """What a training step calls: the model (or its head on cached features), wrapped
@@ -541,6 +553,11 @@ def train(
                 + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
             )
         result = trainer.fit(stop_after_epochs)
+        if runtime.is_main and trainer.skipped:
+            from hmlc.data.images import write_skipped
+
+            n = write_skipped(run.path / "skipped.txt", data.train.images, sorted(trainer.skipped))
+            trainer._say(f"skipped {n} unreadable training image(s) (data.on_bad_image=skip); list: {run.path / 'skipped.txt'}")
         if runtime.is_main:
             write_json(
                 run.path / "results.json",
