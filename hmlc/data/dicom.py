@@ -81,9 +81,10 @@ def _decode(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     before the pixel data is decompressed. Raises :class:`DataError` naming
     the file when it cannot be read or decoded.
     """
-    from hmlc.data.images import check_image_pixels
+    from hmlc.data.images import check_image_pixels, max_image_pixels
 
     pydicom = _pydicom()
+    _check_inflated_size(path, max_image_pixels() if max_pixels is None else max_pixels)
     try:
         ds = pydicom.dcmread(str(path))
     except MemoryError:
@@ -118,6 +119,51 @@ def _decode(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     except (ValueError, NotImplementedError, AttributeError, TypeError) as exc:
         raise DataError(f"cannot apply the LUTs of DICOM file {path}: {_one_line(exc)}") from None
     return 255 - gray if photometric == "MONOCHROME1" else gray
+
+
+#: Bytes a deflated DICOM data set may inflate to per allowed pixel (32-bit gray or 8-bit RGBA), plus headers.
+_INFLATED_BYTES_PER_PIXEL, _INFLATED_SLACK = 4, 16 << 20
+
+
+def _check_inflated_size(path: str | Path, max_pixels: int) -> None:
+    """Refuse a deflated DICOM whose data set inflates past what ``max_pixels`` allows, without keeping it.
+
+    pydicom inflates a Deflated Explicit VR Little Endian data set whole
+    before its Rows and Columns can be read; 760 KB can hold 800 MB. The
+    stream is inflated here in bounded chunks and only counted.
+    """
+    import struct
+    import zlib
+
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            if handle.read(4) != b"DICM":
+                return
+            first = handle.read(12)  # (0002,0000) UL: the length of the file meta group
+            if len(first) < 12 or first[:6] != b"\x02\x00\x00\x00UL":
+                return
+            (group_length,) = struct.unpack("<I", first[8:12])
+            meta = handle.read(min(group_length, 1 << 16))
+            if b"1.2.840.10008.1.2.1.99" not in meta:  # Deflated Explicit VR Little Endian
+                return
+            handle.seek(144 + group_length)
+            limit = max_pixels * _INFLATED_BYTES_PER_PIXEL + _INFLATED_SLACK
+            inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+            while True:
+                chunk = inflater.unconsumed_tail or handle.read(1 << 16)
+                if not chunk:
+                    return
+                total += len(inflater.decompress(chunk, 1 << 20))
+                if total > limit:
+                    raise DataError(
+                        f"DICOM file {path} inflates to more than {limit:,} bytes, more than an image of "
+                        f"{max_pixels:,} pixels needs; raise data.max_image_pixels if it is genuine"
+                    )
+                if inflater.eof:
+                    return
+    except (OSError, zlib.error):
+        return  # dcmread reports an unreadable or corrupt file in its own words
 
 
 def _displayed(pixels: np.ndarray, ds: Any) -> np.ndarray:

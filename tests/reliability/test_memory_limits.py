@@ -172,3 +172,30 @@ def test_checkpoint_folders_get_the_mode_of_any_other_folder(tmp_path: Path) -> 
     plain.mkdir()
     folder = save_checkpoint(tmp_path / "ckpt", {"w": torch.ones(2)}, {})
     assert os.stat(folder).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+
+
+def test_a_deflated_dicom_is_measured_before_pydicom_inflates_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deflated data set of 4000 x 4000 16-bit zeros: 32 MB inflated from a few KB."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    path = dicom_claiming(tmp_path / "plain.dcm", 4000, 4000)
+    ds = pydicom.dcmread(str(path))
+    ds.PixelData = b"\0" * (4000 * 4000 * 2)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated = tmp_path / "deflated.dcm"
+    ds.save_as(str(deflated), enforce_file_format=True)
+    assert deflated.stat().st_size < 100_000
+
+    def no_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pydicom read (and inflated) the file")
+
+    monkeypatch.setattr(pydicom, "dcmread", no_read)
+    monkeypatch.setenv(images.MAX_IMAGE_PIXELS_ENV, "1000000")  # 4 MB + 16 MiB of inflated data allowed
+    with pytest.raises(DataError, match="inflates to more than"):
+        decode_image(deflated)
+    monkeypatch.undo()
+    monkeypatch.setenv(images.MAX_IMAGE_PIXELS_ENV, "")
+    with pytest.raises(DataError, match="4000 x 4000"):  # under the inflation bound; still no pixel decoding
+        decode_image(deflated, max_pixels=10_000_000)
+    assert decode_image(deflated, max_pixels=16_000_000).shape == (4000, 4000)
