@@ -79,29 +79,34 @@ def bad(tmp_path_factory: pytest.TempPathFactory, synth_folder: Path, tiny_run: 
     w("unknown_parent.yaml", "labels: [a, b]\nedges: [[a, b], [c, d]]\n")
     # labels and predictions CSVs
     valid = (synth_folder / "valid.csv").read_text()
+    train = (synth_folder / "train.csv").read_text()
     header, *lines = valid.splitlines()
-    w("noid.csv", valid.replace("Path,", "Picture,", 1))
-    w("two.csv", valid.replace("0.0,", "2.0,", 1))
-    w("empty.csv", "")
-    (root / "latin1.csv").write_bytes(valid.encode("utf-8").replace(b"Male", b"M\xe4le", 1))
-    w("dupids.csv", header + "\n" + lines[0] + "\n" + lines[0] + "\n")
-    w("nan.csv", valid.replace("0.0,", "nan,", 1))
-    (root / "garbage.csv").write_bytes(bytes(range(256)) * 4)
-    w("header_only.csv", header + "\n")
     labels = [header.split(",")[0], *header.split(",")[5:]]
     rows = [line.split(",") for line in lines]
-    w("labels_ok.csv", "\n".join([",".join(labels), *(",".join([r[0], *r[5:]]) for r in rows)]) + "\n")
-    w("preds_ok.csv", "\n".join([",".join(labels), *(",".join([r[0], *["0.5"] * (len(labels) - 1)]) for r in rows)]) + "\n")
+    labels_ok = "\n".join([",".join(labels), *(",".join([r[0], *r[5:]]) for r in rows)]) + "\n"
+    preds_ok = "\n".join([",".join(labels), *(",".join([r[0], *["0.5"] * (len(labels) - 1)]) for r in rows)]) + "\n"
+    w("labels_ok.csv", labels_ok)
+    w("preds_ok.csv", preds_ok)
+    preds_header, first, *_ = preds_ok.splitlines()
+    w("noid.csv", preds_ok.replace("Path,", "Picture,", 1))  # predictions: no id column in common
+    w("two.csv", preds_ok.replace(",0.5", ",2.0", 1))  # a probability of 2
+    w("nan.csv", preds_ok.replace(",0.5", ",nan", 1))
+    w("empty.csv", "")
+    (root / "latin1.csv").write_bytes(preds_ok.encode("utf-8").replace(b"0.5", b"0.\xe4", 1))
+    w("dupids.csv", preds_header + "\n" + first + "\n" + first + "\n")
+    (root / "garbage.csv").write_bytes(bytes(range(256)) * 4)
+    w("header_only.csv", preds_header + "\n")
+    w("labels_code7.csv", labels_ok.replace(",0.0", ",7.0", 1))
     # datasets with a bad labels CSV (the images are the shared ones)
     for name, text in {
-        "code7": valid.replace(",0.0,", ",7.0,", 1),
-        "nopath": valid.replace("Path,", "Picture,", 1),
-        "missing_image": valid.replace("view1_frontal.png", "nope.png", 1),
+        "code7": train.replace(",0.0,", ",7.0,", 1),
+        "nopath": train.replace("Path,", "Picture,", 1),
+        "missing_image": train.replace("view1_frontal.png", "nope.png", 1),
         "empty_split": header + "\n",
     }.items():
         folder = root / name / synth_folder.name
         folder.mkdir(parents=True)
-        (folder / "train.csv").write_text(text.replace("/valid/", "/train/") if name != "empty_split" else text)
+        (folder / "train.csv").write_text(text)
         (folder / "valid.csv").write_text(valid)
         for split in ("train", "valid"):
             (folder / split).symlink_to(synth_folder / split)
@@ -183,11 +188,14 @@ def _cases() -> list[tuple[str, Callable[[Paths], list[object]], str | Callable[
     # labels / predictions CSVs for evaluate
     for f in ("noid.csv", "two.csv", "empty.csv", "latin1.csv", "nan.csv", "garbage.csv", "header_only.csv", "missing.csv"):
         case(f"evaluate-predictions-{f}", lambda p, f=f: ["evaluate", "--predictions", p.bad / f, "--labels", p.bad / "labels_ok.csv"], f)
-    for f in ("noid.csv", "empty.csv", "garbage.csv", "missing.csv"):
+    # The labels reader of hmlc evaluate lets UnicodeDecodeError out: one line, but without the file's name.
+    case("evaluate-labels-latin1.csv", lambda p: ["evaluate", "--predictions", p.bad / "preds_ok.csv", "--labels",
+                                                  p.bad / "latin1.csv"], "not valid UTF-8")
+    for f in ("noid.csv", "empty.csv", "garbage.csv", "missing.csv", "labels_code7.csv"):
         case(f"evaluate-labels-{f}", lambda p, f=f: ["evaluate", "--predictions", p.bad / "preds_ok.csv", "--labels", p.bad / f], f)
     case("evaluate-dupids", lambda p: ["evaluate", "--predictions", p.bad / "dupids.csv", "--labels", p.bad / "labels_ok.csv"], "dupids.csv")
     # datasets with a bad labels CSV
-    for name, needle in [("code7", "train.csv"), ("nopath", "train.csv"), ("missing_image", "nope.png"),
+    for name, needle in [("code7", "7"), ("nopath", "Path"), ("missing_image", "nope.png"),
                          ("empty_split", "train")]:
         case(f"train-dataset-{name}", lambda p, name=name: ["train", "--out", p.out, *tiny_sets(p.bad / name / p.data.name)], needle)
     # configurations and overrides
