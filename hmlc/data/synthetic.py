@@ -506,10 +506,18 @@ class SyntheticDataset(DatasetReader):
     ) -> DatasetSplit:
         self.check_split(split)
         p = self.resolve_params(params)
+        own = {key: p.pop(key) for key in self._own_params}
         n_train, n_valid, seed = p.pop("n_train"), p.pop("n_valid"), p.pop("seed")
         cfg = split_config(split, n_train=n_train, n_valid=n_valid, seed=seed, image_size=image_size or SyntheticConfig.image_size, knobs=p)
+        table, samples = self._generate(cfg, **own)
+        return DatasetSplit(select_labels(table, labels), samples)
+
+    #: data.params keys that are not SyntheticConfig knobs; given to :meth:`_generate`.
+    _own_params: tuple[str, ...] = ()
+
+    def _generate(self, cfg: SyntheticConfig) -> tuple[LabelTable, Any]:
         images, table = generate_synthetic(cfg)
-        return DatasetSplit(select_labels(table, labels), ArrayImageSource(images))
+        return table, ArrayImageSource(images)
 
 
 def generate_synthetic_vectors(
@@ -549,7 +557,7 @@ def generate_synthetic_vectors(
     return values.astype(np.float32), table
 
 
-class SyntheticVectorsDataset(DatasetReader):
+class SyntheticVectorsDataset(SyntheticDataset):
     """Generated feature vectors with the "synthetic" hierarchy, for tests and smoke runs."""
 
     name = "synthetic-vectors"
@@ -570,26 +578,11 @@ class SyntheticVectorsDataset(DatasetReader):
         "parent_blank_rate": SyntheticConfig.parent_blank_rate,
     }
 
-    def load(
-        self,
-        split: str,
-        *,
-        root: Path | None,
-        params: Mapping[str, Any],
-        image_size: int | None,
-        labels: Sequence[str] | None,
-        graph: LabelGraph | None = None,
-    ) -> DatasetSplit:
-        self.check_split(split)
-        p = self.resolve_params(params)
-        n_train, n_valid, seed = p.pop("n_train"), p.pop("n_valid"), p.pop("seed")
-        dim, missing_rate = p.pop("dim"), p.pop("missing_rate")
-        cfg = split_config(
-            split, n_train=n_train, n_valid=n_valid, seed=seed, image_size=SyntheticConfig.image_size, knobs=p
-        )
+    _own_params = ("dim", "missing_rate")
+
+    def _generate(self, cfg: SyntheticConfig, dim: int = 20, missing_rate: float = 0.05) -> tuple[LabelTable, Any]:
         values, table = generate_synthetic_vectors(cfg, dim=dim, missing_rate=missing_rate)
-        names = [f"x{j + 1}" for j in range(dim)]
-        return DatasetSplit(select_labels(table, labels), ArrayFeatureSource(values, names))
+        return table, ArrayFeatureSource(values, [f"x{j + 1}" for j in range(dim)])
 
 
 def select_labels(table: LabelTable, labels: Sequence[str] | None) -> LabelTable:

@@ -120,10 +120,7 @@ def decode_state(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
     """What a user of the exported file needs, from a :class:`hmlc.engine.predictor.LoadedModel`."""
     meta = loaded.metadata
-    pipeline = loaded.pipeline
-    if loaded.input_kind == "features":
-        return _features_metadata(loaded, fmt)
-    norm = loaded.normalization
+    inputs = _features_inputs(loaded) if loaded.input_kind == "features" else _image_inputs(loaded, image_size)
     return {
         "format": f"hmlc-{fmt}",
         "format_version": EXPORT_FORMAT_VERSION,
@@ -134,10 +131,25 @@ def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
         "hierarchy_name": meta.get("hierarchy_name"),
         "hierarchy_hash": loaded.graph.content_hash,
         "backbone": meta["backbone"],
+        **inputs,
+        "output": {"name": OUTPUT_NAME, "meaning": "unconditional probabilities, one column per label"},
+        "model_output": meta["output"],
+        "combine": meta.get("combine", "product"),
+        "multiclass": bool(meta["multiclass"]),
+        "stage": meta.get("stage"),
+        "score_exclude": list(meta.get("score_exclude") or []),
+    }
+
+
+def _image_inputs(loaded: Any, image_size: int) -> dict[str, Any]:
+    """The input metadata of an image model: normalisation, sizes, preprocessing and its state."""
+    pipeline = loaded.pipeline
+    norm = loaded.normalization
+    return {
         "in_chans": norm["in_chans"],
         "normalization": {"mean": norm["mean"], "std": norm["std"]},
         "image_size": int(image_size),
-        "trained_image_size": int(meta["image_size"]),
+        "trained_image_size": int(loaded.metadata["image_size"]),
         "preprocessing": {
             "preprocessor": pipeline.name,
             "params": pipeline.params,
@@ -149,44 +161,24 @@ def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
             "dtype": "float32",
             "meaning": "(pixels / 255 - mean) / std per channel, grayscale repeated",
         },
-        "output": {"name": OUTPUT_NAME, "meaning": "unconditional probabilities, one column per label"},
-        "model_output": meta["output"],
-        "combine": meta.get("combine", "product"),
-        "multiclass": bool(meta["multiclass"]),
-        "stage": meta.get("stage"),
     }
 
 
-def _features_metadata(loaded: Any, fmt: str) -> dict[str, Any]:
-    meta = loaded.metadata
+def _features_inputs(loaded: Any) -> dict[str, Any]:
+    """The input metadata of a feature-vector model: width, names, the fitted standardisation."""
     pipeline = loaded.pipeline
     return {
-        "format": f"hmlc-{fmt}",
-        "format_version": EXPORT_FORMAT_VERSION,
-        "hmlc_version": __version__,
-        "source": str(loaded.source),
-        "labels": list(loaded.labels),
-        "hierarchy": loaded.graph.to_dict(),
-        "hierarchy_name": meta.get("hierarchy_name"),
-        "hierarchy_hash": loaded.graph.content_hash,
-        "backbone": meta["backbone"],
-        "backbone_params": meta.get("backbone_params") or {},
+        "backbone_params": loaded.metadata.get("backbone_params") or {},
         "input_kind": "features",
         "input_dim": pipeline.dim,
         "feature_names": list(pipeline.names),
-        "features": {"transform": meta.get("feature_transform"), "state": encode_state(pipeline.state)},
+        "features": {"transform": loaded.metadata.get("feature_transform"), "state": encode_state(pipeline.state)},
         "input": {
             "name": FEATURES_INPUT_NAME,
             "shape": ["batch", pipeline.dim],
             "dtype": "float32",
             "meaning": "raw feature values, NaN for missing; imputation and standardisation are inside the model",
         },
-        "output": {"name": OUTPUT_NAME, "meaning": "unconditional probabilities, one column per label"},
-        "model_output": meta["output"],
-        "combine": meta.get("combine", "product"),
-        "multiclass": bool(meta["multiclass"]),
-        "stage": meta.get("stage"),
-        "score_exclude": list(meta.get("score_exclude") or []),
     }
 
 

@@ -572,9 +572,10 @@ def train(
             atomic_write_text(run.config_file, config_to_yaml(config))
             write_json(run.path / "closure.json", {"enabled": config.data.closure.enabled, "changed": data.closure_changed})
             changed = {k: v for k, v in data.closure_changed.items() if v}
+            noun = "vectors" if data.input_kind == "features" else "images"
             trainer._say(
                 f"run directory: {run.path}\n"
-                f"data: {len(data.train)} training images, {len(data.valid) if data.valid else 0} validation images, "
+                f"data: {len(data.train)} training {noun}, {len(data.valid) if data.valid else 0} validation {noun}, "
                 f"{len(data.graph)} labels; closure changed "
                 + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
             )
