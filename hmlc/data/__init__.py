@@ -18,6 +18,7 @@ _HOMES = {
     "FeatureSource": "features",
     "ArrayFeatureSource": "features",
     "FeatureTransform": "features",
+    "DataSource": "source",
     "DatasetSplit": "datasets",
     "read_split": "datasets",
     "DatasetReader": "datasets",

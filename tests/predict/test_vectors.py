@@ -249,3 +249,9 @@ def test_labels_export_writes_what_evaluate_reads(hmlc, tmp_path: Path) -> None:
     code, _, err = hmlc("labels", "export", "--dataset", "synthetic-vectors", "--split", "train", *sets, "--out", out)
     plain = pd.read_csv(out)
     np.testing.assert_array_equal(plain[list(SYNTHETIC_HIERARCHY.labels)].to_numpy(dtype=np.float32), raw)
+
+
+def test_prepare_has_nothing_to_cache_for_vectors(hmlc, tmp_path: Path) -> None:
+    code, _, err = hmlc("prepare", "--cache", tmp_path, *_sets("data.dataset=synthetic-vectors", "model.backbone=mlp"))
+    assert "nothing to prepare" in assert_one_line_error(code, err)
+    assert not any(tmp_path.iterdir())
