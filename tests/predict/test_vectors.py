@@ -255,3 +255,18 @@ def test_prepare_has_nothing_to_cache_for_vectors(hmlc, tmp_path: Path) -> None:
     code, _, err = hmlc("prepare", "--cache", tmp_path, *_sets("data.dataset=synthetic-vectors", "model.backbone=mlp"))
     assert "nothing to prepare" in assert_one_line_error(code, err)
     assert not any(tmp_path.iterdir())
+
+
+def test_vector_run_stopped_and_resumed_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    from hmlc.plugins import reset_host
+
+    flat = ["train.method=flat", "train.epochs=2", "train.deterministic=true"]
+    whole = _train(tmp_path / "whole", *flat)
+    reset_host()
+    parent = tmp_path / "parts"
+    assert main(["train", "--out", str(parent), "--stop-after-epochs", "1", *_sets(*VECTOR_SETS, *flat)]) == 0
+    reset_host()
+    assert main(["train", "--resume", str(parent / "run")]) == 0
+    a = json.loads((whole / "results.json").read_text())
+    b = json.loads((parent / "run" / "results.json").read_text())
+    assert b["completed"] and a["final"] == b["final"]
