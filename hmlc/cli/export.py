@@ -19,8 +19,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a checkpoint to ONNX or TorchScript",
         description="The exported model takes a normalised float32 batch (B, C, S, S) and returns unconditional "
-        "probabilities (chain rule inside). Metadata (labels, hierarchy hash, normalisation, image size, "
-        "preprocessing) is embedded and written to FILE.json.",
+        "probabilities (chain rule inside); a model of feature vectors takes raw float32 vectors (B, D), NaN for "
+        "missing, with imputation and standardisation inside. Metadata (labels, hierarchy hash, normalisation, "
+        "image size, preprocessing) is embedded and written to FILE.json.",
     )
     p.add_argument(
         "--checkpoint", required=True, type=Path, metavar="PATH", help="checkpoint folder, file or run directory"
@@ -38,7 +39,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     refuse_overwriting_inputs({"--out": args.out, "--out (its .json)": f"{args.out}.json"}, checkpoint_inputs([args.checkpoint]))
     out, meta = export_checkpoint(args.checkpoint, args.fmt, args.out, args.image_size)
-    shape = INPUT_SHAPE.format(c=meta["in_chans"], s=meta["image_size"])
+    if meta.get("input_kind") == "features":
+        shape = f"float32 (B, {meta['input_dim']}) raw feature vectors"
+    else:
+        shape = INPUT_SHAPE.format(c=meta["in_chans"], s=meta["image_size"])
     print(f"wrote {out} ({args.fmt}, input {shape}, {len(meta['labels'])} labels) and {out}.json")
     if args.no_verify:
         return 0

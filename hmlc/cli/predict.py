@@ -29,7 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="checkpoint folder, its meta.json/model.safetensors, or a run directory (its best checkpoint); "
         "an exported .onnx file with --runtime onnx; repeat for an ensemble",
     )
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="image files (.png .jpg .jpeg .dcm) or folders")
+    p.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH",
+        help="image files (.png .jpg .jpeg .dcm) or folders; for a model of feature vectors, one .npy or .csv file",
+    )
     p.add_argument("--dataset", metavar="NAME", help="predict a split of a registered dataset (`hmlc list datasets`)")
     p.add_argument("--split", metavar="SPLIT", help="the split of --dataset, e.g. valid")
     add_config_arguments(p)
@@ -67,10 +70,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hmlc.engine.predictor import (
+        VECTOR_SUFFIXES,
         Predictor,
         dataset_defaults,
         inputs_from_dataset,
         inputs_from_paths,
+        inputs_from_vectors,
         load_member,
         predictions_frame,
         resolve_device,
@@ -117,6 +122,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if source is not None and config.data.params:
             shown = ", ".join(f"{k}={v}" for k, v in config.data.params.items())
             print(f"dataset settings: {shown} (from {source}; change with --set data.params.KEY=...)", file=sys.stderr)
+    elif predictor.input_kind == "features":
+        if len(args.paths) != 1 or args.paths[0].suffix.lower() not in VECTOR_SUFFIXES:
+            raise ConfigError(
+                "the model takes feature vectors: give one .npy (N, D) or .csv file (a column per feature), "
+                "or --dataset NAME --split SPLIT"
+            )
+        inputs = inputs_from_vectors(args.paths[0], members[0].pipeline.names)
     else:
         inputs = inputs_from_paths(args.paths, args.relative_to)
     probabilities = predictor.predict(inputs)
@@ -124,6 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     frame = predictions_frame(inputs, probabilities, predictor.labels, aggregate)
     write_predictions(frame, args.out)
     views = f" x {tta.n} TTA views" if tta is not None else ""
-    rows = f"{len(frame)} studies from {len(inputs)} images" if aggregate else f"{len(frame)} images"
+    noun = "vectors" if predictor.input_kind == "features" else "images"
+    rows = f"{len(frame)} studies from {len(inputs)} {noun}" if aggregate else f"{len(frame)} {noun}"
     print(f"wrote predictions for {rows} ({len(members)} model(s){views}) to {args.out}")
     return 0

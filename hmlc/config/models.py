@@ -98,6 +98,11 @@ class ModelConfig(_Section):
     pretrained: bool = Field(False, description="Start from ImageNet weights found in local files.")
     weights: Path | None = Field(None, description="Explicit pretrained-weights file (else the torch/timm caches).")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the head.")
+    backbone_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of a backbone that takes them, e.g. mlp: {layers: 2, width: 256, dropout: 0.0, "
+        "activation: relu} (relu, gelu, silu, tanh).",
+    )
 
 
 class StageConfig(_Section):

@@ -1,4 +1,4 @@
-"""Data: label tables, the image pipeline, dataset readers and the synthetic dataset."""
+"""Data: label tables, images and feature vectors, dataset readers and the synthetic datasets."""
 
 import importlib
 from typing import Any
@@ -15,7 +15,12 @@ _HOMES = {
     "missing_files": "images",
     "ImageIndexDataset": "images",
     "SubsetImageSource": "images",
+    "FeatureSource": "features",
+    "ArrayFeatureSource": "features",
+    "FeatureTransform": "features",
+    "DataSource": "source",
     "DatasetSplit": "datasets",
+    "read_split": "datasets",
     "DatasetReader": "datasets",
     "CsvDataset": "datasets",
     "register_builtin_datasets": "datasets",
@@ -23,6 +28,7 @@ _HOMES = {
     "SyntheticConfig": "synthetic",
     "generate_synthetic": "synthetic",
     "SyntheticDataset": "synthetic",
+    "SyntheticVectorsDataset": "synthetic",
     "export_synthetic": "synthetic",
     "register_builtin_hierarchies": "synthetic",
 }

@@ -1,12 +1,17 @@
-"""Dataset readers: turn a dataset on disk (or in memory) into label tables and images.
+"""Dataset readers: turn a dataset on disk (or in memory) into label tables and samples.
 
 A reader is registered under a name by a plugin's ``hmlc_register_datasets``
-hook; ``load`` returns one split as a :class:`DatasetSplit`. Readers are
-stateless: everything ``load`` needs arrives as arguments.
+hook; ``load`` returns one split as a :class:`DatasetSplit` whose samples are
+images (``input_kind = "image"``) or feature vectors (``"features"``).
+Readers are stateless: everything ``load`` needs arrives as arguments. The
+core calls readers through :func:`read_split`, which also serves readers
+written before ``load`` took a ``graph``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -17,13 +22,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hmlc.data.features import INPUT_KINDS, FeatureSource
 from hmlc.data.images import FileImageSource, ImageSource, missing_files
 from hmlc.data.table import LabelTable, read_label_csv
-from hmlc.errors import ConfigError, DataError
+from hmlc.errors import ConfigError, DataError, PluginError
+from hmlc.hierarchy.graph import LabelGraph
 
 __all__ = [
     "DatasetSplit",
     "DatasetReader",
+    "read_split",
+    "input_kind_of",
     "CsvDataset",
     "register_builtin_datasets",
     "dataset_folder",
@@ -38,14 +47,34 @@ _STUDY = re.compile(r"^(.*?study\d+)(?:/|$)")
 
 @dataclass
 class DatasetSplit:
-    """One split of a dataset: the label table and its images, row for row."""
+    """One split of a dataset: the label table and its samples, row for row.
+
+    The samples are an :class:`~hmlc.data.images.ImageSource` or a
+    :class:`~hmlc.data.features.FeatureSource`; ``inputs`` names them
+    whatever they are (``images`` is the original name, kept).
+    """
 
     table: LabelTable
-    images: ImageSource
+    images: ImageSource | FeatureSource
 
     def __post_init__(self) -> None:
         if len(self.table) != len(self.images):
-            raise DataError(f"split has {len(self.table)} label rows but {len(self.images)} images")
+            raise DataError(f"split has {len(self.table)} label rows but {len(self.images)} samples")
+
+    @property
+    def inputs(self) -> ImageSource | FeatureSource:
+        """The samples (images or feature vectors), row for row with the table."""
+        return self.images
+
+    @property
+    def input_kind(self) -> str:
+        """"features" for feature vectors, else "image"."""
+        return input_kind_of(self.images)
+
+
+def input_kind_of(source: object) -> str:
+    """"features" for a :class:`FeatureSource`, else "image"."""
+    return "features" if isinstance(source, FeatureSource) else "image"
 
 
 class DatasetReader(ABC):
@@ -64,6 +93,8 @@ class DatasetReader(ABC):
     splits: tuple[str, ...] = ("train", "valid")
     description: str = ""
     param_defaults: Mapping[str, Any] = {}
+    #: What a sample is: "image" (an ImageSource) or "features" (a FeatureSource of float vectors).
+    input_kind: str = "image"
 
     @abstractmethod
     def load(
@@ -73,15 +104,31 @@ class DatasetReader(ABC):
         root: Path | None,
         params: Mapping[str, Any],
         image_size: int | None,
-        labels: Sequence[str],
+        labels: Sequence[str] | None,
+        graph: LabelGraph | None = None,
     ) -> DatasetSplit:
         """Load ``split`` with the codes of ``labels`` in that order.
 
-        Images come square at ``image_size``, or at their native size when it
-        is None (hmlc then preprocesses and resizes them itself); a reader
-        whose images have no native size (generated ones) uses its default.
+        ``labels=None`` loads the split for prediction: the reader returns a
+        table without label columns (or may ignore the labels it has).
+        ``graph`` is the hierarchy the experiment resolved (None when there is
+        none, as for prediction). Images come square at ``image_size``, or at
+        their native size when it is None (hmlc then preprocesses and resizes
+        them itself); a reader whose images have no native size (generated
+        ones) uses its default; readers of feature vectors ignore it.
         Missing image files are reported here, before any is decoded.
         """
+
+    def data_hierarchy(self, *, root: Path | None, params: Mapping[str, Any]) -> LabelGraph | None:
+        """A hierarchy that comes with the data (e.g. in a file's header); None when there is none.
+
+        Used when neither ``hierarchy`` nor :attr:`default_hierarchy` is set.
+        """
+        return None
+
+    def score_exclude(self, graph: LabelGraph) -> tuple[str, ...]:
+        """Labels of ``graph`` trained on but left out of every score (e.g. an artificial root)."""
+        return ()
 
     def check_split(self, split: str) -> None:
         """Raise DataError unless ``split`` is one of :attr:`splits`."""
@@ -148,10 +195,12 @@ class CsvDataset(DatasetReader):
         root: Path | None,
         params: Mapping[str, Any],
         image_size: int | None,
-        labels: Sequence[str],
+        labels: Sequence[str] | None,
+        graph: LabelGraph | None = None,
     ) -> DatasetSplit:
         self.check_split(split)
         p = self.resolve_params(params)
+        labels = list(labels or ())
         if root is None:
             raise ConfigError(
                 f"dataset {self.name!r} reads files: set data.root to the folder holding "
@@ -192,6 +241,51 @@ class CsvDataset(DatasetReader):
         codes = frame[list(labels)].reset_index(drop=True)
         table = LabelTable(pd.concat([meta, codes], axis=1), tuple(labels))
         return DatasetSplit(table, FileImageSource(paths, image_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_graph(load: Any) -> bool:
+    """Whether a reader's ``load`` accepts ``graph`` (readers written before it existed do not)."""
+    try:
+        parameters = inspect.signature(load).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "graph" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def read_split(
+    reader: DatasetReader,
+    split: str,
+    *,
+    root: Path | None,
+    params: Mapping[str, Any],
+    image_size: int | None,
+    labels: Sequence[str] | None,
+    graph: LabelGraph | None = None,
+) -> DatasetSplit:
+    """``reader.load`` as the core calls it; checks what the reader returned.
+
+    A reader whose ``load`` has no ``graph`` parameter is called without it,
+    and with ``labels=()`` for ``labels=None`` (what such readers were given
+    for prediction). The samples must be of the reader's ``input_kind``.
+    """
+    if _takes_graph(type(reader).load):
+        loaded = reader.load(split, root=root, params=params, image_size=image_size, labels=labels, graph=graph)
+    else:
+        loaded = reader.load(
+            split, root=root, params=params, image_size=image_size, labels=() if labels is None else labels
+        )
+    name = getattr(reader, "name", type(reader).__name__)
+    if not isinstance(loaded, DatasetSplit):
+        raise PluginError(f"dataset {name!r}: load() returned {type(loaded).__name__}, expected a DatasetSplit")
+    declared = getattr(reader, "input_kind", "image")
+    if declared not in INPUT_KINDS:
+        raise PluginError(f"dataset {name!r}: input_kind {declared!r} is not one of {', '.join(INPUT_KINDS)}")
+    if loaded.input_kind != declared:
+        raise PluginError(
+            f"dataset {name!r} declares input_kind {declared!r} but load() returned {loaded.input_kind} samples"
+        )
+    return loaded
 
 
 def dataset_folder(root: Path, csv_name: str) -> Path:
@@ -246,8 +340,8 @@ def _view_from_name(value: str) -> str:
 
 
 def register_builtin_datasets(register: Callable[[str, Any], None]) -> None:
-    """Register the built-in readers (instances): "synthetic" and "csv"."""
-    from hmlc.data.synthetic import SyntheticDataset
+    """Register the built-in readers (instances): "synthetic", "synthetic-vectors" and "csv"."""
+    from hmlc.data.synthetic import SyntheticDataset, SyntheticVectorsDataset
 
-    for reader in (SyntheticDataset(), CsvDataset()):
+    for reader in (SyntheticDataset(), SyntheticVectorsDataset(), CsvDataset()):
         register(reader.name, reader)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from hmlc.data.datasets import DatasetReader, DatasetSplit
+from hmlc.data.features import ArrayFeatureSource
 from hmlc.data.images import ArrayImageSource
 from hmlc.data.table import LabelTable
 from hmlc.errors import ConfigError, DataError
@@ -45,6 +46,8 @@ __all__ = [
     "SyntheticConfig",
     "generate_synthetic",
     "SyntheticDataset",
+    "generate_synthetic_vectors",
+    "SyntheticVectorsDataset",
     "export_synthetic",
     "register_builtin_hierarchies",
 ]
@@ -498,18 +501,93 @@ class SyntheticDataset(DatasetReader):
         root: Path | None,
         params: Mapping[str, Any],
         image_size: int | None,
-        labels: Sequence[str],
+        labels: Sequence[str] | None,
+        graph: LabelGraph | None = None,
     ) -> DatasetSplit:
         self.check_split(split)
         p = self.resolve_params(params)
+        own = {key: p.pop(key) for key in self._own_params}
         n_train, n_valid, seed = p.pop("n_train"), p.pop("n_valid"), p.pop("seed")
         cfg = split_config(split, n_train=n_train, n_valid=n_valid, seed=seed, image_size=image_size or SyntheticConfig.image_size, knobs=p)
+        table, samples = self._generate(cfg, **own)
+        return DatasetSplit(select_labels(table, labels), samples)
+
+    #: data.params keys that are not SyntheticConfig knobs; given to :meth:`_generate`.
+    _own_params: tuple[str, ...] = ()
+
+    def _generate(self, cfg: SyntheticConfig) -> tuple[LabelTable, Any]:
         images, table = generate_synthetic(cfg)
-        return DatasetSplit(select_labels(table, labels), ArrayImageSource(images))
+        return table, ArrayImageSource(images)
 
 
-def select_labels(table: LabelTable, labels: Sequence[str]) -> LabelTable:
-    """The table with the codes of ``labels`` only, in that order."""
+def generate_synthetic_vectors(
+    cfg: SyntheticConfig, dim: int = 20, missing_rate: float = 0.05
+) -> tuple[np.ndarray, LabelTable]:
+    """Feature vectors float32 (N, dim) with NaN for missing values, and their label table.
+
+    Truth and codes are drawn as for the images (same hierarchy, same
+    corruption); each label adds a random direction to the vector, plus unit
+    noise, and every feature then gets its own offset and scale (so features
+    must be standardised), a ``missing_rate`` share of values set to NaN.
+    Ids are ``row00001`` ...; the table's path, patient and study are "".
+    """
+    if not isinstance(dim, int) or dim < 1:
+        raise ConfigError(f"synthetic-vectors dim must be a positive integer, got {dim!r}")
+    if not 0.0 <= missing_rate < 1.0:
+        raise ConfigError(f"synthetic-vectors missing_rate must lie in [0, 1), got {missing_rate!r}")
+    entropy = [cfg.seed & 0xFFFFFFFF, cfg.seed >> 32 & 0xFFFFFFFF, zlib.crc32(cfg.split.encode())]
+    truth_seq, code_seq, vector_seq = np.random.SeedSequence(entropy).spawn(3)
+    # The directions, offsets and scales belong to the dataset, not the split: one seed for all splits.
+    shape_rng = np.random.default_rng([cfg.seed & 0xFFFFFFFF, 7919])
+    truth = _sample_truth(np.random.default_rng(truth_seq), cfg)
+    codes = _corrupt(np.random.default_rng(code_seq), truth, cfg)
+    k = truth.shape[1]
+    directions = shape_rng.normal(0.0, 1.0, (k, dim)) * 1.5
+    offsets = shape_rng.uniform(-50.0, 50.0, dim)
+    scales = np.exp(shape_rng.uniform(np.log(0.1), np.log(100.0), dim))
+    rng = np.random.default_rng(vector_seq)
+    values = truth.astype(np.float64) @ directions + rng.normal(0.0, 1.0, (cfg.n, dim))
+    values = values * scales + offsets
+    values[rng.random((cfg.n, dim)) < missing_rate] = np.nan
+    ids = [f"row{i + 1:05d}" for i in range(cfg.n)]
+    blank = [""] * cfg.n
+    table = LabelTable.from_codes(
+        ids, codes, SYNTHETIC_HIERARCHY.labels, paths=blank, patients=blank, studies=blank, views=""
+    )
+    return values.astype(np.float32), table
+
+
+class SyntheticVectorsDataset(SyntheticDataset):
+    """Generated feature vectors with the "synthetic" hierarchy, for tests and smoke runs."""
+
+    name = "synthetic-vectors"
+    default_hierarchy = "synthetic"
+    default_blank = "negative"
+    splits = ("train", "valid")
+    input_kind = "features"
+    description = "generated feature vectors (some NaN) with the 10-label synthetic hierarchy"
+    param_defaults = {
+        "n_train": 400,
+        "n_valid": 200,
+        "seed": 0,
+        "dim": 20,
+        "missing_rate": 0.05,
+        "uncertain_rate": SyntheticConfig.uncertain_rate,
+        "blank_rate": SyntheticConfig.blank_rate,
+        "noise_rate": SyntheticConfig.noise_rate,
+        "parent_blank_rate": SyntheticConfig.parent_blank_rate,
+    }
+
+    _own_params = ("dim", "missing_rate")
+
+    def _generate(self, cfg: SyntheticConfig, dim: int = 20, missing_rate: float = 0.05) -> tuple[LabelTable, Any]:
+        values, table = generate_synthetic_vectors(cfg, dim=dim, missing_rate=missing_rate)
+        return table, ArrayFeatureSource(values, [f"x{j + 1}" for j in range(dim)])
+
+
+def select_labels(table: LabelTable, labels: Sequence[str] | None) -> LabelTable:
+    """The table with the codes of ``labels`` only, in that order (None: no label columns)."""
+    labels = list(labels or ())
     unknown = [label for label in labels if label not in table.labels]
     if unknown:
         raise DataError(

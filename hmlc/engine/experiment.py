@@ -1,16 +1,14 @@
-"""From a configuration to training-ready data: reader, hierarchy, closure, policies, images.
+"""From a configuration to training-ready data: reader, hierarchy, closure, policies, samples.
 
-Images reach the model through one path: the reader's images (native size
-when a preprocessor is configured), the preprocessor, one resize to
-``data.image_size``. When ``hmlc prepare`` has stored that result in the
-preprocessed-image cache for the current settings, training reads it from
-there instead.
+Samples reach the model through one :class:`hmlc.data.source.DataSource`
+chosen by the reader's ``input_kind``: images (reader, preprocessor, resize,
+or the preprocessed-image cache that ``hmlc prepare`` builds) or feature
+vectors (imputation and standardisation fitted on the training rows).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +18,7 @@ import numpy as np
 
 from hmlc.config import ExperimentConfig
 from hmlc.data.preprocess import Preprocessor
-from hmlc.data.images import SubsetImageSource
-from hmlc.errors import ConfigError, DataError, PluginError
+from hmlc.errors import ConfigError
 from hmlc.hierarchy import LabelGraph
 
 __all__ = [
@@ -30,23 +27,31 @@ __all__ = [
     "prepare_experiment",
     "check_experiment",
     "resolve_policies",
+    "resolve_hierarchy",
+    "check_backbone",
     "dataset_root",
     "reader_image_size",
     "experiment_cache_root",
+    "experiment_source",
     "build_caches",
 ]
 
 
 @dataclass
 class PreparedSplit:
-    """One split: its label table, image source and (closed) raw codes."""
+    """One split: its label table, samples (images or feature vectors) and (closed) raw codes."""
 
     table: Any  # hmlc.data.table.LabelTable
-    images: Any  # hmlc.data.images.ImageSource
+    images: Any  # hmlc.data.images.ImageSource or hmlc.data.features.FeatureSource
     codes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    @property
+    def inputs(self) -> Any:
+        """The samples, whatever they are (``images`` is the original name)."""
+        return self.images
 
 
 @dataclass
@@ -58,10 +63,19 @@ class ExperimentData:
     multiclass: bool
     blank: str
     closure_changed: dict[str, int]
-    #: The configured preprocessor, fitted when it needs a fit (its state belongs in checkpoints).
+    #: The configured image preprocessor, fitted when it needs a fit (its state belongs in checkpoints).
     preprocessor: Preprocessor | None = None
     #: Split name -> the preprocessed-cache entry its images are read from.
     cache_entries: dict[str, Path] = field(default_factory=dict)
+    #: Where the samples came from; its fitted state belongs in checkpoints.
+    source: Any = None  # hmlc.data.source.DataSource
+    #: Labels trained on but left out of every score (the reader's score_exclude).
+    score_exclude: tuple[str, ...] = ()
+
+    @property
+    def input_kind(self) -> str:
+        """"image" or "features"."""
+        return self.source.input_kind if self.source is not None else "image"
 
     def encode(self, seed: int, epoch: int, redraw: bool) -> tuple[np.ndarray, np.ndarray]:
         """Training targets and loss weights for ``epoch``."""
@@ -109,11 +123,27 @@ def check_experiment(config: ExperimentConfig) -> LabelGraph:
 
     host = get_host()
     reader = host.dataset(config.data.dataset)
-    graph = _hierarchy(config, reader)
+    graph = resolve_hierarchy(config, reader)
     is_multiclass(resolve_policies(config, graph))
-    host.backbone(config.model.backbone)
-    _preprocessor(config)
+    check_backbone(config, getattr(reader, "input_kind", "image"))
+    experiment_source(config, reader)
     return graph
+
+
+def check_backbone(config: ExperimentConfig, input_kind: str) -> Any:
+    """The configured backbone's spec, checked against the data's ``input_kind`` and its params."""
+    from hmlc.models.backbones import resolve_backbone_params
+    from hmlc.plugins import get_host
+
+    spec = get_host().backbone(config.model.backbone)
+    if spec.input_kind != input_kind:
+        hint = "model.backbone=mlp" if input_kind == "features" else "an image backbone (`hmlc list backbones`)"
+        raise ConfigError(
+            f"backbone {config.model.backbone!r} takes {spec.input_kind} inputs but dataset "
+            f"{config.data.dataset!r} gives {input_kind}; set {hint}"
+        )
+    resolve_backbone_params(spec, config.model.backbone_params)
+    return spec
 
 
 def reader_image_size(config: ExperimentConfig) -> int | None:
@@ -128,146 +158,82 @@ def experiment_cache_root(config: ExperimentConfig, cli_value: Path | str | None
     return cache_root(cli_value or config.data.cache_dir)
 
 
-def _preprocessor(config: ExperimentConfig) -> Preprocessor | None:
-    if not config.data.preprocessor:
-        return None
-    from hmlc.data.preprocess import resolve_preprocessor
+def experiment_source(config: ExperimentConfig, reader: Any = None, cache_dir: Path | str | None = None) -> Any:
+    """The :class:`hmlc.data.source.DataSource` of ``config`` (its reader's kind), nothing loaded yet."""
+    from hmlc.data.source import DataSource
+    from hmlc.plugins import get_host
 
-    return resolve_preprocessor(config.data.preprocessor, config.data.preprocessor_params)
+    reader = reader if reader is not None else get_host().dataset(config.data.dataset)
+    return DataSource.create(config.data, reader, dataset_root(config), experiment_cache_root(config, cache_dir))
 
 
-def _hierarchy(config: ExperimentConfig, reader: Any) -> LabelGraph:
+def resolve_hierarchy(config: ExperimentConfig, reader: Any) -> LabelGraph:
+    """``hierarchy``, else the reader's default hierarchy, else the hierarchy that comes with the data."""
     from hmlc.plugins import get_host
 
     hierarchy = config.hierarchy or reader.default_hierarchy
-    if not hierarchy:
+    if hierarchy:
+        return get_host().hierarchy(hierarchy)
+    data_hierarchy = getattr(reader, "data_hierarchy", None)
+    graph = None
+    if data_hierarchy is not None:
+        params = reader.resolve_params(config.data.params) if hasattr(reader, "resolve_params") else config.data.params
+        graph = data_hierarchy(root=dataset_root(config), params=params)
+    if graph is None:
         raise ConfigError(
             f"dataset {config.data.dataset!r} has no default hierarchy; set hierarchy=NAME or a file "
             "(`hmlc list hierarchies`)"
         )
-    return get_host().hierarchy(hierarchy)
+    if not isinstance(graph, LabelGraph):
+        from hmlc.errors import PluginError
 
-
-def _say(text: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks
-        print(text, file=sys.stderr, flush=True)
-
-
-@dataclass
-class _Source:
-    """What the images of one split depend on: the reader's split and where it came from."""
-
-    config: ExperimentConfig
-    reader: Any
-    root: Path | None
-    name: str
-    split: Any  # hmlc.data.datasets.DatasetSplit
-
-    @classmethod
-    def load(cls, config: ExperimentConfig, reader: Any, root: Path | None, name: str, labels: Sequence[str]) -> _Source:
-        split = reader.load(
-            name, root=root, params=config.data.params, image_size=reader_image_size(config), labels=labels
-        )
-        return cls(config, reader, root, name, split)
-
-    def cache_inputs(self, preprocessor: Preprocessor | None) -> dict[str, Any]:
-        from hmlc.data.cache import cache_inputs
-
-        return cache_inputs(
-            dataset=self.config.data.dataset,
-            split=self.name,
-            root=self.root,
-            params=self.reader.resolve_params(self.config.data.params)
-            if hasattr(self.reader, "resolve_params")
-            else dict(self.config.data.params),
-            image_size=self.config.data.image_size,
-            preprocessor=preprocessor,
-            ids=[str(v) for v in self.split.table.frame["id"]],
-        )
-
-    def images(self, preprocessor: Preprocessor | None, cache_dir: Path, entries: dict[str, Path]) -> Any:
-        """The cached images when a complete entry exists, else the reader's, preprocessed on each read."""
-        from hmlc.data.cache import MemmapImageSource, find_cache
-        from hmlc.data.preprocess import PreprocessedImages
-
-        entry = find_cache(cache_dir, self.cache_inputs(preprocessor))
-        if entry is not None:
-            entries[self.name] = entry
-            _say(f"using preprocessed cache {entry}")
-            return MemmapImageSource(entry)
-        if preprocessor is None:
-            return self.split.images
-        return PreprocessedImages(self.split.images, preprocessor, self.config.data.image_size)
-
-
-def _fit_preprocessor(preprocessor: Preprocessor | None, train: _Source, cache_dir: Path) -> None:
-    """Give a preprocessor that needs a fit its state: from a cache entry, else by fitting now."""
-    if preprocessor is None or preprocessor.fitted:
-        return
-    from hmlc.data.cache import load_fitted_state
-
-    entry = load_fitted_state(cache_dir, train.cache_inputs(preprocessor), preprocessor)
-    if entry is not None:
-        _say(f"preprocessor {preprocessor.name!r}: fitted state from preprocessed cache {entry}")
-        return
-    images = train.split.images
-    if preprocessor.fit_views is not None:
-        views = train.split.table.frame["view"].astype(str).str.lower().to_numpy()
-        keep = np.flatnonzero(np.isin(views, [v.lower() for v in preprocessor.fit_views]))
-        if len(keep) == 0:
-            raise DataError(
-                f"preprocessor {preprocessor.name!r} fits on {', '.join(preprocessor.fit_views)} images, "
-                f"but split {train.name!r} has none"
-            )
-        images = SubsetImageSource(images, keep)
-    n = len(images) if preprocessor.fit_images is None else min(len(images), preprocessor.fit_images)
-    _say(
-        f"fitting preprocessor {preprocessor.name!r} on {n} {train.name} images "
-        "(`hmlc prepare` keeps the result in the preprocessed cache)"
-    )
-    preprocessor.fit(images, max_images=preprocessor.fit_images)
-    if not preprocessor.fitted:
         raise PluginError(
-            f"preprocessor {preprocessor.name!r} requires a fit but fit() left no state; "
-            "fix or update the plugin that provides it"
+            f"dataset {config.data.dataset!r}: data_hierarchy() returned {type(graph).__name__}, expected a LabelGraph"
         )
+    return graph
+
+
+def score_exclude(reader: Any, graph: LabelGraph) -> tuple[str, ...]:
+    """The reader's labels left out of scores, checked against ``graph``."""
+    from hmlc.errors import PluginError
+
+    excluded = tuple(getattr(reader, "score_exclude", lambda g: ())(graph) or ())
+    unknown = [label for label in excluded if label not in graph]
+    if unknown:
+        raise PluginError(f"dataset {getattr(reader, 'name', '?')!r}: score_exclude names unknown label(s) {unknown}")
+    return excluded
 
 
 def prepare_experiment(config: ExperimentConfig, with_valid: bool = True) -> ExperimentData:
-    """Load the splits, close training labels over the hierarchy, resolve policies and images."""
+    """Load the splits, close training labels over the hierarchy, resolve policies and samples."""
     from hmlc.plugins import get_host
     from hmlc.policies import is_multiclass
 
     host = get_host()
-    check_experiment(config)
     reader = host.dataset(config.data.dataset)
-    graph = _hierarchy(config, reader)
+    graph = resolve_hierarchy(config, reader)
     policies = resolve_policies(config, graph)
     multiclass = is_multiclass(policies)
-    root = dataset_root(config)
-    preprocessor = _preprocessor(config)
-    cache_dir = experiment_cache_root(config)
-    entries: dict[str, Path] = {}
-    train_source = _Source.load(config, reader, root, config.data.train_split, graph.labels)
-    _fit_preprocessor(preprocessor, train_source, cache_dir)
-    table = train_source.split.table
-    images = train_source.images(preprocessor, cache_dir, entries)
-    if config.data.limit is not None and config.data.limit < len(table):
-        idx = np.arange(config.data.limit)
-        table = table.subset(idx)
-        images = SubsetImageSource(images, idx)
+    check_backbone(config, getattr(reader, "input_kind", "image"))
+    source = experiment_source(config, reader)
+    loaded = source.load(config.data.train_split, graph.labels, graph)
+    table, samples = source.training(config.data.train_split, loaded, config.data.limit)
     codes = table.codes()
     changed = {label: 0 for label in graph.labels}
     if config.data.closure.enabled:
         codes, changed = graph.closure(codes, negative_down=config.data.closure.negative_down)
-    train = PreparedSplit(table, images, codes)
+    train = PreparedSplit(table, samples, codes)
     valid = None
     if with_valid and config.data.eval_split:
-        v = _Source.load(config, reader, root, config.data.eval_split, graph.labels)
+        v = source.load(config.data.eval_split, graph.labels, graph)
         # Evaluation labels are scored as given: closure is a training-time step.
-        valid = PreparedSplit(v.split.table, v.images(preprocessor, cache_dir, entries), v.split.table.codes())
+        valid = PreparedSplit(v.table, source.samples(config.data.eval_split, v), v.table.codes())
     blank = config.data.blank or getattr(reader, "default_blank", "negative")
-    return ExperimentData(graph, train, valid, policies, multiclass, blank, changed, preprocessor, entries)
+    return ExperimentData(
+        graph, train, valid, policies, multiclass, blank, changed,
+        preprocessor=getattr(source, "preprocessor", None), cache_entries=source.cache_entries,
+        source=source, score_exclude=score_exclude(reader, graph),
+    )
 
 
 def build_caches(
@@ -285,38 +251,19 @@ def build_caches(
     (or given the state an earlier build saved) and its state is stored with
     each entry.
     """
-    from hmlc.data.cache import build_cache, entry_path
     from hmlc.plugins import get_host
 
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    host = get_host()
+    reader = get_host().dataset(config.data.dataset)
     check_experiment(config)
-    reader = host.dataset(config.data.dataset)
-    graph = _hierarchy(config, reader)
+    graph = resolve_hierarchy(config, reader)
     names = list(splits) if splits else [config.data.train_split, *([config.data.eval_split] if config.data.eval_split else [])]
     names = list(dict.fromkeys(names))
     for name in names:
         reader.check_split(name)
-    root = dataset_root(config)
-    preprocessor = _preprocessor(config)
-    cache_root_dir = experiment_cache_root(config, cache_dir)
-    sources = {name: _Source.load(config, reader, root, name, graph.labels) for name in names}
-    if preprocessor is not None and not preprocessor.fitted:
-        train = sources.get(config.data.train_split) or _Source.load(
-            config, reader, root, config.data.train_split, graph.labels
-        )
-        _fit_preprocessor(preprocessor, train, cache_root_dir)
-    builds: dict[str, Any] = {}
-    for name, source in sources.items():
-        inputs = source.cache_inputs(preprocessor)
-        builds[name] = build_cache(
-            source.split,
-            preprocessor,
-            config.data.image_size,
-            entry_path(cache_root_dir, inputs),
-            workers=workers,
-            progress=progress,
-            inputs=inputs,
-        )
-    return builds
+    source = experiment_source(config, reader, cache_dir)
+    loaded = {name: source.load(name, graph.labels, graph) for name in names}
+    train_name = config.data.train_split
+    source.fit(train_name, loaded.get(train_name) or source.load(train_name, graph.labels, graph))
+    return {name: source.build_cache(name, split, workers=workers, progress=progress) for name, split in loaded.items()}

@@ -6,6 +6,10 @@ needs no hmlc to run it. What it cannot hold as operators travels as metadata
 (JSON under the key ``hmlc``: ONNX ``metadata_props``, a TorchScript extra file
 ``hmlc.json``, and ``FILE.json`` next to the file): labels, hierarchy and its
 hash, normalisation, image size and the preprocessing with its fitted state.
+
+A model trained on feature vectors exports with its imputation and
+standardisation inside the graph: it takes raw float32 vectors (B, D), NaN
+for a missing value, and the metadata carries the fitted mean and std too.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ EXPORT_FORMAT_VERSION = 1
 METADATA_KEY = "hmlc"
 _TS_EXTRA = f"{METADATA_KEY}.json"
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
+FEATURES_INPUT_NAME = "features"
 
 
 class ProbabilityModel(nn.Module):
@@ -73,6 +78,18 @@ class ProbabilityModel(nn.Module):
         if self.conditional:
             return self.chain_rule(logits)
         return torch.sigmoid(logits)
+
+
+class _StandardizedModel(nn.Module):
+    """Raw feature vectors -> imputation and standardisation -> a :class:`ProbabilityModel`."""
+
+    def __init__(self, standardize: nn.Module, model: nn.Module) -> None:
+        super().__init__()
+        self.standardize = standardize
+        self.model = model
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.model(self.standardize(features))
 
 
 def encode_state(state: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -103,8 +120,7 @@ def decode_state(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
     """What a user of the exported file needs, from a :class:`hmlc.engine.predictor.LoadedModel`."""
     meta = loaded.metadata
-    pipeline = loaded.pipeline
-    norm = loaded.normalization
+    inputs = _features_inputs(loaded) if loaded.input_kind == "features" else _image_inputs(loaded, image_size)
     return {
         "format": f"hmlc-{fmt}",
         "format_version": EXPORT_FORMAT_VERSION,
@@ -115,10 +131,25 @@ def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
         "hierarchy_name": meta.get("hierarchy_name"),
         "hierarchy_hash": loaded.graph.content_hash,
         "backbone": meta["backbone"],
+        **inputs,
+        "output": {"name": OUTPUT_NAME, "meaning": "unconditional probabilities, one column per label"},
+        "model_output": meta["output"],
+        "combine": meta.get("combine", "product"),
+        "multiclass": bool(meta["multiclass"]),
+        "stage": meta.get("stage"),
+        "score_exclude": list(meta.get("score_exclude") or []),
+    }
+
+
+def _image_inputs(loaded: Any, image_size: int) -> dict[str, Any]:
+    """The input metadata of an image model: normalisation, sizes, preprocessing and its state."""
+    pipeline = loaded.pipeline
+    norm = loaded.normalization
+    return {
         "in_chans": norm["in_chans"],
         "normalization": {"mean": norm["mean"], "std": norm["std"]},
         "image_size": int(image_size),
-        "trained_image_size": int(meta["image_size"]),
+        "trained_image_size": int(loaded.metadata["image_size"]),
         "preprocessing": {
             "preprocessor": pipeline.name,
             "params": pipeline.params,
@@ -130,12 +161,38 @@ def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
             "dtype": "float32",
             "meaning": "(pixels / 255 - mean) / std per channel, grayscale repeated",
         },
-        "output": {"name": OUTPUT_NAME, "meaning": "unconditional probabilities, one column per label"},
-        "model_output": meta["output"],
-        "combine": meta.get("combine", "product"),
-        "multiclass": bool(meta["multiclass"]),
-        "stage": meta.get("stage"),
     }
+
+
+def _features_inputs(loaded: Any) -> dict[str, Any]:
+    """The input metadata of a feature-vector model: width, names, the fitted standardisation."""
+    pipeline = loaded.pipeline
+    return {
+        "backbone_params": loaded.metadata.get("backbone_params") or {},
+        "input_kind": "features",
+        "input_dim": pipeline.dim,
+        "feature_names": list(pipeline.names),
+        "features": {"transform": loaded.metadata.get("feature_transform"), "state": encode_state(pipeline.state)},
+        "input": {
+            "name": FEATURES_INPUT_NAME,
+            "shape": ["batch", pipeline.dim],
+            "dtype": "float32",
+            "meaning": "raw feature values, NaN for missing; imputation and standardisation are inside the model",
+        },
+    }
+
+
+def _example_input(loaded: Any, meta: Mapping[str, Any], n: int, seed: int) -> Tensor:
+    """Random inputs of the exported graph: normalised images, or raw vectors with some NaN."""
+    generator = torch.Generator().manual_seed(seed)
+    if meta.get("input_kind") == "features":
+        transform = loaded.pipeline.transform
+        z = torch.randn(n, int(meta["input_dim"]), generator=generator)
+        x = z * torch.from_numpy(transform.std) + torch.from_numpy(transform.mean)
+        x[torch.rand(x.shape, generator=generator) < 0.1] = float("nan")
+        return x
+    size, chans = int(meta["image_size"]), int(meta["in_chans"])
+    return torch.randn(n, chans, size, size, generator=generator)
 
 
 @contextlib.contextmanager
@@ -175,15 +232,22 @@ def export_checkpoint(
         raise ConfigError(f"unknown export format {fmt!r}; use {' or '.join(EXPORT_FORMATS)}")
     out = Path(out)
     loaded = load_model(checkpoint, "cpu")
-    size = int(image_size if image_size is not None else loaded.metadata["image_size"])
-    if size < 8:
+    vectors = loaded.input_kind == "features"
+    if vectors and image_size is not None:
+        raise ConfigError("--image-size applies to image models; this checkpoint takes feature vectors")
+    size = 0 if vectors else int(image_size if image_size is not None else loaded.metadata["image_size"])
+    if not vectors and size < 8:
         raise ConfigError(f"--image-size {size}: give at least 8 pixels")
     meta = export_metadata(loaded, size, fmt)
-    module = ProbabilityModel(
+    module: nn.Module = ProbabilityModel(
         loaded.model, loaded.graph, meta["model_output"], meta["combine"], meta["multiclass"]
     ).eval()
-    generator = torch.Generator().manual_seed(0)
-    example = torch.randn(2, meta["in_chans"], size, size, generator=generator)
+    if vectors:
+        from hmlc.models import StandardizeFeatures
+
+        transform = loaded.pipeline.transform
+        module = _StandardizedModel(StandardizeFeatures(transform.mean, transform.std), module).eval()
+    example = _example_input(loaded, meta, 2, 0)
     text = json.dumps(meta)
     tmp = _temporary_beside(out)
     try:
@@ -192,7 +256,7 @@ def export_checkpoint(
                 traced = torch.jit.trace(module, example, check_trace=False)
                 torch.jit.save(traced, str(tmp), _extra_files={_TS_EXTRA: text})
         else:
-            _export_onnx(module, example, tmp, text)
+            _export_onnx(module, example, tmp, text, FEATURES_INPUT_NAME if vectors else INPUT_NAME)
         os.replace(tmp, out)
     except CheckpointError:
         raise
@@ -207,7 +271,7 @@ def export_checkpoint(
     return out, meta
 
 
-def _export_onnx(module: nn.Module, example: Tensor, path: Path, text: str) -> None:
+def _export_onnx(module: nn.Module, example: Tensor, path: Path, text: str, input_name: str = INPUT_NAME) -> None:
     import onnx  # noqa: F401 - checked here so a missing package gives the install hint
     import onnxscript  # noqa: F401
 
@@ -216,9 +280,9 @@ def _export_onnx(module: nn.Module, example: Tensor, path: Path, text: str) -> N
         program = torch.onnx.export(
             module,
             (example,),
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"image": {0: batch}},
+            dynamic_shapes=({0: batch},),
             dynamo=True,
             external_data=False,
             verbose=False,
@@ -294,10 +358,10 @@ def verify_export(
     path = Path(path)
     loaded = load_model(checkpoint, "cpu")
     meta = read_export_metadata(path)
-    size, chans = int(meta["image_size"]), int(meta["in_chans"])
-    x = torch.randn(n, chans, size, size, generator=torch.Generator().manual_seed(seed))
+    x = _example_input(loaded, meta, n, seed)
     with torch.no_grad():
-        expected = loaded.probabilities(x).numpy()
+        model_input = loaded.model_input(x) if meta.get("input_kind") == "features" else x
+        expected = loaded.probabilities(model_input).numpy()
     if path.suffix.lower() == ".onnx":
         try:
             import onnxruntime as ort

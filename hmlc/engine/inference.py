@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hmlc.data.features import FeatureSource
 from hmlc.data.images import ImageIndexDataset
 from hmlc.hierarchy import LabelGraph
 
@@ -45,15 +46,31 @@ def forward_images(
     autocast: Callable[[], Any] | None = None,
     indices: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Run ``fn(prepare(batch))`` over an image source; returns float32 outputs on ``device``."""
+    """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``."""
+    if isinstance(images, FeatureSource):
+        values = torch.from_numpy(np.ascontiguousarray(images.array()))
+        if indices is not None:
+            values = values[torch.as_tensor(indices, dtype=torch.long)]
+        batches = (values[i : i + batch_size] for i in range(0, len(values), batch_size))
+        return _forward_batches(fn, batches, prepare, device, autocast)
     dataset: Dataset = ImageIndexDataset(images)
     if indices is not None:
         dataset = torch.utils.data.Subset(dataset, indices.tolist())
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
     )
+    return _forward_batches(fn, (x for x, _ in loader), prepare, device, autocast)
+
+
+def _forward_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    batches: Any,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    autocast: Callable[[], Any] | None,
+) -> torch.Tensor:
     outs = []
-    for x, _ in loader:
+    for x in batches:
         x = prepare(x.to(device, non_blocking=True))
         if autocast is not None:
             with autocast():

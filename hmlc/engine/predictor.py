@@ -6,6 +6,8 @@ pipeline, the one it was trained with: decode -> preprocessor (with its fitted
 state) -> square resize to the member's image size -> normalisation. Members
 return unconditional probabilities (the chain rule for conditionally trained
 heads), and the ensemble averages them, and the TTA views, after that step.
+Members trained on feature vectors take raw vectors (NaN for missing) and
+impute and standardise them with the state fitted on their training rows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from hmlc.data.dicom import DICOM_SUFFIXES
+from hmlc.data.features import ArrayFeatureSource, FeatureSource, FeatureTransform
 from hmlc.data.images import decode_image
 from hmlc.data.preprocess import Preprocessor, preprocess_image
 from hmlc.engine.tta import TestTimeAugmentation
@@ -37,6 +40,7 @@ __all__ = [
     "resolve_checkpoint",
     "read_image_file",
     "ImagePipeline",
+    "FeaturePipeline",
     "LoadedModel",
     "load_model",
     "EnsembleMember",
@@ -47,6 +51,8 @@ __all__ = [
     "PredictionInputs",
     "inputs_from_paths",
     "inputs_from_dataset",
+    "inputs_from_vectors",
+    "VECTOR_SUFFIXES",
     "Predictor",
     "predictions_frame",
     "write_predictions",
@@ -58,8 +64,12 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
 #: How image probabilities become study probabilities with ``--aggregate``.
 AGGREGATIONS: tuple[str, ...] = ("mean", "max")
 
+#: Files of feature vectors ``hmlc predict`` reads for models trained on vectors.
+VECTOR_SUFFIXES: tuple[str, ...] = (".npy", ".csv")
+
 _MODEL_FILE, _META_FILE = "model.safetensors", "meta.json"
 _PREPROCESS_PREFIX = "preprocess/"
+_FEATURES_PREFIX = "features/"
 
 
 # ----------------------------------------------------------------- loading
@@ -105,6 +115,8 @@ class ImagePipeline:
     Calling it is :func:`hmlc.data.preprocess.preprocess_image`. ``key``
     identifies the pipeline: models with equal keys see the same pixels.
     """
+
+    input_kind = "image"
 
     def __init__(
         self,
@@ -165,6 +177,57 @@ class ImagePipeline:
         return np.ascontiguousarray(preprocess_image(image, self.preprocessor, self.image_size))
 
 
+class FeaturePipeline:
+    """A feature-vector model's input: raw float32 vectors of ``dim`` features (NaN: missing).
+
+    Imputation and standardisation (``transform``, fitted on the training
+    rows) run in the member, on the device or inside an exported graph;
+    calling the pipeline only checks a vector's width.
+    """
+
+    input_kind = "features"
+    image_size = None
+    preprocessor = None
+    name = None
+    params: dict[str, Any] = {}
+
+    def __init__(self, transform: FeatureTransform, names: Sequence[str] | None = None) -> None:
+        if not transform.fitted:
+            raise CheckpointError("a feature-vector model needs its fitted standardisation (features/mean, features/std)")
+        self.transform = transform
+        self.dim = transform.dim
+        self.names = tuple(names) if names else tuple(f"f{j}" for j in range(self.dim))
+        self.key = f"features:{transform.fingerprint()}"
+
+    @classmethod
+    def from_metadata(
+        cls, meta: Mapping[str, Any], state: Mapping[str, np.ndarray], source: str | Path
+    ) -> FeaturePipeline:
+        """The pipeline a checkpoint (or export) of a feature-vector model was trained with."""
+        try:
+            transform = FeatureTransform(state)
+        except DataError as exc:
+            raise CheckpointError(f"checkpoint {source}: {exc}") from None
+        if meta.get("input_dim") not in (None, transform.dim):
+            raise CheckpointError(f"checkpoint {source}: input_dim {meta['input_dim']} but a state of {transform.dim}")
+        return cls(transform, meta.get("feature_names"))
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return self.transform.state()
+
+    def __call__(self, vector: np.ndarray) -> np.ndarray:
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape[-1] != self.dim:
+            raise DataError(f"vectors have {vector.shape[-1]} features; the model takes {self.dim}")
+        return vector
+
+
+def input_kind_of_metadata(meta: Mapping[str, Any]) -> str:
+    """"features" or "image" (checkpoints written before vectors existed are images)."""
+    return str(meta.get("input_kind") or "image")
+
+
 def _graph(meta: Mapping[str, Any], source: str | Path) -> LabelGraph:
     try:
         data = meta["hierarchy"]
@@ -198,8 +261,21 @@ class LoadedModel:
     model: nn.Module
     metadata: dict[str, Any]
     graph: LabelGraph
-    pipeline: ImagePipeline
+    pipeline: ImagePipeline | FeaturePipeline
     source: Path
+
+    @property
+    def input_kind(self) -> str:
+        return self.pipeline.input_kind
+
+    def model_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """The network's input of a batch from :attr:`pipeline`: normalised images, or standardised vectors."""
+        from hmlc.models import StandardizeFeatures, to_model_input
+
+        if isinstance(self.pipeline, FeaturePipeline):
+            transform = self.pipeline.transform
+            return StandardizeFeatures(transform.mean, transform.std).to(batch.device)(batch)
+        return to_model_input(batch, self.normalization)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -228,15 +304,16 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     folder = resolve_checkpoint(path)
     ckpt = load_checkpoint(folder)
     meta = ckpt.metadata
-    missing = [
-        k for k in ("labels", "backbone", "normalization", "image_size", "output", "multiclass") if k not in meta
-    ]
+    vectors = input_kind_of_metadata(meta) == "features"
+    required = ("input_dim",) if vectors else ("normalization", "image_size")
+    missing = [k for k in ("labels", "backbone", *required, "output", "multiclass") if k not in meta]
     if missing:
         raise CheckpointError(f"checkpoint {folder} lacks metadata {', '.join(missing)}; was it written by hmlc train?")
     graph = _graph(meta, folder)
     spec = get_host().backbone(meta["backbone"])
     model = build_model(
-        spec, len(graph), multiclass=bool(meta["multiclass"]), pretrained=False, dropout=float(meta.get("dropout", 0.0))
+        spec, len(graph), multiclass=bool(meta["multiclass"]), pretrained=False, dropout=float(meta.get("dropout", 0.0)),
+        backbone_params=meta.get("backbone_params"), input_dim=int(meta["input_dim"]) if vectors else None,
     )
     try:
         model.load_state_dict(ckpt.state_dict)
@@ -244,12 +321,15 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {folder} does not fit backbone {meta['backbone']!r}: {first}") from None
     model.eval().to(device)
+    prefix = _FEATURES_PREFIX if vectors else _PREPROCESS_PREFIX
     state = {
-        key[len(_PREPROCESS_PREFIX) :]: value.cpu().numpy()
+        key[len(prefix) :]: value.cpu().numpy()
         for key, value in (ckpt.extra_state or {}).items()
-        if key.startswith(_PREPROCESS_PREFIX)
+        if key.startswith(prefix)
     }
-    pipeline = ImagePipeline.from_metadata(meta, state, folder)
+    pipeline: ImagePipeline | FeaturePipeline = (
+        FeaturePipeline.from_metadata(meta, state, folder) if vectors else ImagePipeline.from_metadata(meta, state, folder)
+    )
     return LoadedModel(model, dict(meta), graph, pipeline, folder)
 
 
@@ -260,13 +340,14 @@ class EnsembleMember(ABC):
     source: str
     labels: tuple[str, ...]
     hierarchy_hash: str
-    pipeline: ImagePipeline
+    pipeline: ImagePipeline | FeaturePipeline
     #: The ``data`` section of the configuration it was trained with, when the member carries it.
     training_data: Mapping[str, Any] | None = None
 
     @abstractmethod
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Unconditional probabilities (B, K) of uint8 images (B, 1, S, S) from :attr:`pipeline`."""
+        """Unconditional probabilities (B, K) of uint8 images (B, 1, S, S) from :attr:`pipeline`
+        (of raw float32 vectors (B, D) for a feature-vector model)."""
 
 
 class TorchMember(EnsembleMember):
@@ -284,9 +365,7 @@ class TorchMember(EnsembleMember):
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        from hmlc.models import to_model_input
-
-        x = to_model_input(images.to(self.device, non_blocking=True), self.loaded.normalization)
+        x = self.loaded.model_input(images.to(self.device, non_blocking=True))
         return self.loaded.probabilities(x).float()
 
 
@@ -315,13 +394,22 @@ class OnnxMember(EnsembleMember):
         self.labels = graph.labels
         self.hierarchy_hash = graph.content_hash
         preprocessing = meta.get("preprocessing") or {}
-        self.pipeline = ImagePipeline.from_metadata(meta, decode_state(preprocessing.get("state") or {}), path)
-        self.normalization = _normalization(meta)
+        if input_kind_of_metadata(meta) == "features":
+            # The exported graph imputes and standardises itself: it takes raw vectors.
+            state = decode_state((meta.get("features") or {}).get("state") or {})
+            self.pipeline = FeaturePipeline.from_metadata(meta, state, path)
+            self.normalization = None
+        else:
+            self.pipeline = ImagePipeline.from_metadata(meta, decode_state(preprocessing.get("state") or {}), path)
+            self.normalization = _normalization(meta)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         from hmlc.models import to_model_input
 
-        x = to_model_input(images.cpu(), self.normalization).numpy()
+        if self.normalization is None:
+            x = images.cpu().float().numpy()
+        else:
+            x = to_model_input(images.cpu(), self.normalization).numpy()
         (out,) = self.session.run(None, {self.input_name: x})
         return torch.from_numpy(np.asarray(out, dtype=np.float32))
 
@@ -483,11 +571,48 @@ def inputs_from_dataset(
     """One split of a registered dataset, images at ``image_size`` (None: native); ids and studies from its table."""
     from hmlc.plugins import get_host
 
+    from hmlc.data.datasets import read_split
+
     reader = get_host().dataset(name)
     # Predictions need no label codes: any hierarchy's model can read any dataset.
-    loaded = reader.load(split, root=root, params=params, image_size=image_size, labels=())
+    loaded = read_split(reader, split, root=root, params=params, image_size=image_size, labels=None)
     frame = loaded.table.frame
-    return PredictionInputs([str(v) for v in frame["id"]], [str(v) for v in frame["study"]], loaded.images)
+    ids = [str(v) for v in frame["id"]]
+    studies = [str(v) or i for v, i in zip(frame["study"], ids)]
+    return PredictionInputs(ids, studies, loaded.images)
+
+
+def inputs_from_vectors(path: str | os.PathLike[str], names: Sequence[str]) -> PredictionInputs:
+    """Feature vectors from a .npy (N, D) array or a CSV with a column per feature ``names``.
+
+    A CSV's columns are joined by name (any order, extra columns ignored);
+    its ids come from an ``id`` or ``Path`` column, else (and for .npy) they
+    are the row numbers from 1. Blank or NaN cells are missing values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input {path} does not exist; give a .npy or .csv file of feature vectors")
+    try:
+        if path.suffix.lower() == ".npy":
+            values = np.load(path, allow_pickle=False)
+            ids = [str(i + 1) for i in range(len(values))]
+        else:
+            frame = pd.read_csv(path)
+            missing = [n for n in names if n not in frame.columns]
+            if missing:
+                raise DataError(
+                    f"{path} lacks feature column(s) {', '.join(missing[:5])}"
+                    f"{' ...' if len(missing) > 5 else ''}; the model takes {len(names)} features named like "
+                    f"{', '.join(list(names)[:3])}"
+                )
+            id_column = next((c for c in ("id", "Path") if c in frame.columns), None)
+            ids = [str(v) for v in frame[id_column]] if id_column else [str(i + 1) for i in range(len(frame))]
+            values = frame[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read feature vectors from {path}: {exc}") from None
+    if values.ndim != 2 or values.shape[1] != len(names):
+        raise DataError(f"{path} holds an array of shape {values.shape}; the model takes (N, {len(names)}) vectors")
+    return PredictionInputs(ids, ids, ArrayFeatureSource(values, names))
 
 
 # ----------------------------------------------------------------- predict
@@ -564,9 +689,22 @@ class Predictor:
             return sizes.pop()
         return None
 
+    @property
+    def input_kind(self) -> str:
+        """"image" or "features": what every member takes."""
+        return self.members[0].pipeline.input_kind
+
     def predict(self, inputs: PredictionInputs) -> np.ndarray:
         """Probabilities (N, K), float64: mean over members and TTA views of each one's probabilities."""
         from tqdm import tqdm
+
+        kinds = {m.pipeline.input_kind for m in self.members}
+        given = "features" if isinstance(inputs.images, FeatureSource) else "image"
+        if kinds != {given}:
+            wanted = " and ".join(sorted(kinds))
+            raise ConfigError(f"the model(s) take {wanted} inputs but were given {given} inputs")
+        if given == "features":
+            return self._predict_vectors(inputs)
 
         dataset = _ViewDataset(inputs, [p for p, _ in self._groups], self.tta)
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
@@ -589,6 +727,20 @@ class Predictor:
                 bar.update(len(rows))
         finally:
             bar.close()
+        return total / len(self.members)
+
+
+    def _predict_vectors(self, inputs: PredictionInputs) -> np.ndarray:
+        if self.tta is not None:
+            raise ConfigError("--tta transforms images; models of feature vectors take no TTA")
+        values = inputs.images.array()
+        total = np.zeros((len(inputs), len(self.labels)), dtype=np.float64)
+        for start in range(0, len(values), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            for pipeline, members in self._groups:
+                batch = torch.from_numpy(np.ascontiguousarray(pipeline(values[rows])))
+                for member in members:
+                    total[rows] += member.probabilities(batch).double().cpu().numpy()
         return total / len(self.members)
 
 

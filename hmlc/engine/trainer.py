@@ -65,6 +65,16 @@ class Trainer:
         seed_everything(config.seed)
         from hmlc.models import build_model
 
+        #: Feature vectors: the raw training vectors on the device, and the step to model input.
+        self.vectors = data.input_kind == "features"
+        self._train_vectors: torch.Tensor | None = None
+        self._standardize: nn.Module | None = None
+        if self.vectors:
+            from hmlc.models import StandardizeFeatures
+
+            state = data.source.state()
+            self._standardize = StandardizeFeatures(state["mean"], state["std"]).to(runtime.device)
+            self._train_vectors = torch.from_numpy(np.ascontiguousarray(data.train.images.array())).to(runtime.device)
         self.model: nn.Module = build_model(
             self.spec,
             len(self.graph),
@@ -72,10 +82,13 @@ class Trainer:
             pretrained=config.model.pretrained,
             weights_path=str(config.model.weights) if config.model.weights else None,
             dropout=config.model.dropout,
+            backbone_params=config.model.backbone_params,
+            input_dim=data.train.images.dim if self.vectors else None,
         ).to(runtime.device)
-        if runtime.channels_last:
+        if runtime.channels_last and not self.vectors:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(self.spec.mean, device=runtime.device)
+        #: The labels validation means are taken over (None: every label with both classes).
+        self.mean_labels = _mean_labels(config.evaluation.labels, self.graph.labels, data.score_exclude)
         self.best_mean = -math.inf
         self.progress = {"stage": 0, "epoch": 0}  # next stage index, epochs done in it
         self.history: list[dict[str, Any]] = []
@@ -95,13 +108,15 @@ class Trainer:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         from hmlc.models import to_model_input
 
+        if self._standardize is not None:
+            return self._standardize(x)
         x = to_model_input(x, self.spec)
         if self.rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _flip(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return random_hflip(x, generator) if self.config.data.augment else x
+        return random_hflip(x, generator) if self.config.data.augment and not self.vectors else x
 
     def _loss(self, stage: StageConfig, out: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         from hmlc.chain_rule import masked_bce_with_logits, multiclass_ce, unconditional_bce
@@ -164,9 +179,21 @@ class Trainer:
             "combine": cfg.train.combine,
             "dropout": cfg.model.dropout,
             "validation": None if val is None else {a.label: a.auc for a in val},
-            "validation_mean_auc": None if val is None else mean_auc(val, cfg.evaluation.labels),
+            "validation_mean_auc": None if val is None else mean_auc(val, self.mean_labels),
             "config": config_to_dict(cfg),
+            **self._input_metadata(),
         }
+
+    def _input_metadata(self) -> dict[str, Any]:
+        """What the inputs are (images or feature vectors) and the labels left out of scores."""
+        source = getattr(self.data, "source", None)
+        meta: dict[str, Any] = source.metadata() if source is not None else {"input_kind": "image"}
+        meta["backbone_params"] = dict(self.config.model.backbone_params)
+        meta["score_exclude"] = list(getattr(self.data, "score_exclude", ()))
+        if self.vectors:
+            # Vectors have no pixels: their statistics are the fitted state (features/mean, features/std).
+            meta.update(normalization=None, image_size=None, in_chans=meta["input_dim"], preprocessing=None)
+        return meta
 
     # ---------------------------------------------------------- evaluation
     def evaluate(self, stage: StageConfig) -> list[LabelAUC] | None:
@@ -192,11 +219,13 @@ class Trainer:
 
         meta = self._metadata(stage, val)
         extra: dict[str, torch.Tensor] = {}
-        preprocessor = getattr(self.data, "preprocessor", None)
-        if preprocessor is not None:
-            # Fitted preprocessing state (e.g. a template) travels with the weights.
-            for key, value in preprocessor.state().items():
-                extra[f"preprocess/{key}"] = torch.from_numpy(np.array(value, order="C"))
+        source = getattr(self.data, "source", None)
+        if source is not None:
+            from hmlc.data.source import fitted_state_tensors
+
+            # Fitted state (an image preprocessor's template, the feature standardisation) travels with the weights.
+            for key, value in fitted_state_tensors(source).items():
+                extra[key] = torch.from_numpy(np.array(value, order="C"))
         if with_state:
             meta["progress"] = dict(self.progress)
             meta["best_mean_auc"] = None if self.best_mean == -math.inf else self.best_mean
@@ -274,7 +303,7 @@ class Trainer:
                 loss, n_images = self._train_epoch(si, stage, epoch, features)
                 elapsed = time.perf_counter() - t0
                 val = last_val = self.evaluate(stage)
-                val_mean = mean_auc(val, self.config.evaluation.labels) if val else math.nan
+                val_mean = mean_auc(val, self.mean_labels) if val else math.nan
                 self.progress = {"stage": si, "epoch": epoch + 1}
                 row = {
                     "stage": stage.name, "epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_images": n_images,
@@ -283,7 +312,7 @@ class Trainer:
                 }
                 features_seconds = 0.0  # the one feature pass is counted in its stage's first epoch
                 if val:
-                    row.update({f"val_auc/{a.label}": a.auc for a in val})
+                    row.update({f"val_auc/{a.label}": a.auc for a in val if a.label not in self.data.score_exclude})
                 self.history.append({k: row[k] for k in ("stage", "epoch", "train_loss", "val_mean_auc")})
                 if self.log is not None:
                     self.log.log(row, step=len(self.history))
@@ -304,6 +333,7 @@ class Trainer:
         final_stage = stage or self.stages[-1]
         # The last epoch already validated these weights; evaluate only if none ran here.
         final = (last_val if epochs_run else self.evaluate(final_stage)) or []
+        final = [a for a in final if a.label not in self.data.score_exclude]
         if completed:
             self._save("last", final_stage, final or None, with_state=True)
         if self.log is not None:
@@ -313,12 +343,12 @@ class Trainer:
             run_dir=self.run.path,
             labels=self.graph.labels,
             final=final,
-            final_mean=mean_auc(final, self.config.evaluation.labels) if final else math.nan,
+            final_mean=mean_auc(final, self.mean_labels) if final else math.nan,
             best_mean=self.best_mean,
             best_checkpoint=best if best.exists() else None,
             completed=completed,
             history=self.history,
-            mean_labels=tuple(self.config.evaluation.labels) if self.config.evaluation.labels else None,
+            mean_labels=self.mean_labels,
         )
 
     def _replicas_identical(self) -> bool | None:
@@ -379,7 +409,7 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.rt.device)
         n_images, steps = 0, 0
         bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
-        if features is not None:
+        if features is not None or self._train_vectors is not None:
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
             batches = [order[i : i + cfg.train.batch_size] for i in range(0, len(order), cfg.train.batch_size)]
             iterator: Any = ((None, b) for b in batches)
@@ -398,6 +428,8 @@ class Trainer:
             with self.rt.autocast():
                 if features is not None:
                     out = train_module(features[idx_dev])
+                elif self._train_vectors is not None:
+                    out = train_module(self._prepare(self._train_vectors[idx_dev]))
                 else:
                     x = self._flip(x.to(self.rt.device, non_blocking=True), generator)
                     out = train_module(self._prepare(x))
@@ -454,6 +486,15 @@ class Trainer:
             module = torch.compile(module)  # type: ignore[assignment]
         self._wrapped = (key, module)
         return module
+
+
+def _mean_labels(
+    chosen: Any, labels: tuple[str, ...], excluded: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """evaluation.labels (else every label) less the labels left out of scores; None: every label."""
+    if not chosen and not excluded:
+        return None
+    return tuple(label for label in (chosen or labels) if label not in excluded)
 
 
 def replicas_identical(model: nn.Module, device: torch.device) -> bool:
@@ -546,9 +587,10 @@ def train(
             atomic_write_text(run.config_file, config_to_yaml(config))
             write_json(run.path / "closure.json", {"enabled": config.data.closure.enabled, "changed": data.closure_changed})
             changed = {k: v for k, v in data.closure_changed.items() if v}
+            noun = "vectors" if data.input_kind == "features" else "images"
             trainer._say(
                 f"run directory: {run.path}\n"
-                f"data: {len(data.train)} training images, {len(data.valid) if data.valid else 0} validation images, "
+                f"data: {len(data.train)} training {noun}, {len(data.valid) if data.valid else 0} validation {noun}, "
                 f"{len(data.graph)} labels; closure changed "
                 + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
             )

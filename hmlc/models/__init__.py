@@ -10,7 +10,7 @@ from hmlc.models.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
-from hmlc.models.model import HmlcModel, build_model, to_model_input
+from hmlc.models.model import HmlcModel, StandardizeFeatures, build_model, to_model_input
 from hmlc.models.weights import WeightsSource, find_weights, load_pretrained
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "HmlcModel",
     "build_model",
     "to_model_input",
+    "StandardizeFeatures",
     "CHECKPOINT_FORMAT_VERSION",
     "Checkpoint",
     "save_checkpoint",

@@ -1,8 +1,11 @@
-"""Backbones: feature extractors that map images to pooled feature vectors.
+"""Backbones: feature extractors that map images (or feature vectors) to pooled feature vectors.
 
 A :class:`BackboneSpec` says how to build one (randomly initialised; weights
-come separately from :mod:`hmlc.models.weights`) and what input it expects.
-Built-ins are registered by :func:`register_builtin_backbones`; any
+come separately from :mod:`hmlc.models.weights`) and what input it expects:
+images, or feature vectors for ``input_kind="features"`` (the built-in
+``mlp``, whose input width comes from the data and whose settings come from
+``model.backbone_params``). Built-ins are registered by
+:func:`register_builtin_backbones`; any
 torchvision or timm classification model is reachable as
 ``"torchvision:<model>"`` or ``"timm:<model>"`` through
 :func:`generic_backbone_spec`. Nothing here downloads.
@@ -13,19 +16,22 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from hmlc.errors import PluginError
+from hmlc.errors import ConfigError, PluginError
 from hmlc.models.weights import WeightsSource
 
 __all__ = [
     "BackboneSpec",
     "TinyCNN",
+    "MLP",
+    "MLP_ACTIVATIONS",
+    "resolve_backbone_params",
     "generic_backbone_spec",
     "register_builtin_backbones",
     "IMAGENET_MEAN",
@@ -47,6 +53,13 @@ class BackboneSpec:
     ``mean``/``std`` normalise [0, 1] pixels per channel (see
     :func:`hmlc.models.to_model_input`); ``input_size`` is the default square
     side; ``weights`` says where pretrained weights live, or None.
+
+    With ``input_kind="features"`` the backbone takes standardised feature
+    vectors (B, D): ``build(D, **params)`` with ``params`` resolved from
+    ``param_defaults`` (``model.backbone_params``), and the module's
+    ``num_features`` attribute gives its output width (``num_features``
+    here is a placeholder); ``in_chans``, ``mean``, ``std`` and
+    ``input_size`` do not apply.
     """
 
     name: str
@@ -59,6 +72,10 @@ class BackboneSpec:
     weights: WeightsSource | None = None
     source: str = "builtin"
     description: str = ""
+    #: "image" or "features" (float vectors; see above).
+    input_kind: str = "image"
+    #: Every accepted key of ``model.backbone_params`` with its default.
+    param_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"backbone {self.name!r}"
@@ -72,6 +89,10 @@ class BackboneSpec:
                 raise PluginError(f"{where}: {field_name} must be a positive integer, got {value!r}")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if self.input_kind not in ("image", "features"):
+            raise PluginError(f"{where}: input_kind must be 'image' or 'features', got {self.input_kind!r}")
+        if self.input_kind == "features":
+            return
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
             raise PluginError(
                 f"{where}: mean and std need one value per input channel ({self.in_chans}), "
@@ -107,6 +128,90 @@ class TinyCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, num_features) of images (B, in_chans, H, W)."""
         return self.pool(self.features(x)).flatten(1)
+
+
+#: Activations the MLP backbone accepts (model.backbone_params.activation).
+MLP_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+class MLP(nn.Module):
+    """``layers`` blocks of Linear -> activation -> dropout on feature vectors (B, D).
+
+    ``layers=0`` is the identity (the head alone: a linear model). Output
+    width ``num_features`` is ``width`` (``in_features`` with no layers).
+    """
+
+    def __init__(
+        self, in_features: int, layers: int = 2, width: int = 256, dropout: float = 0.0, activation: str = "relu"
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        previous = in_features
+        for _ in range(layers):
+            blocks += [nn.Linear(previous, width), MLP_ACTIVATIONS[activation]()]
+            if dropout > 0:
+                blocks.append(nn.Dropout(dropout))
+            previous = width
+        self.layers = nn.Sequential(*blocks)
+        self.num_features = previous
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, num_features) of vectors (B, in_features)."""
+        return self.layers(x)
+
+
+def _mlp_spec() -> BackboneSpec:
+    return BackboneSpec(
+        name="mlp",
+        build=MLP,
+        num_features=1,
+        in_chans=1,
+        mean=(),
+        std=(),
+        input_kind="features",
+        param_defaults={"layers": 2, "width": 256, "dropout": 0.0, "activation": "relu"},
+        description="multilayer perceptron on feature vectors (model.backbone_params: layers, width, dropout, activation)",
+    )
+
+
+def resolve_backbone_params(spec: BackboneSpec, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``spec.param_defaults`` updated by ``params`` (``model.backbone_params``); bad keys or values raise ConfigError."""
+    resolved = dict(spec.param_defaults)
+    for key, value in (params or {}).items():
+        if key not in resolved:
+            accepted = ", ".join(sorted(spec.param_defaults)) or "none"
+            raise ConfigError(f"backbone {spec.name!r} has no parameter {key!r} (model.backbone_params.{key}); accepted: {accepted}")
+        default = resolved[key]
+        if isinstance(default, bool) or default is None:
+            ok = isinstance(value, type(default)) if default is not None else True
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ConfigError(
+                f"backbone {spec.name!r}: model.backbone_params.{key} must be {type(default).__name__}, got {value!r}"
+            )
+        resolved[key] = value
+    if spec.name == "mlp":
+        _check_mlp(resolved)
+    return resolved
+
+
+def _check_mlp(p: Mapping[str, Any]) -> None:
+    if p["layers"] < 0:
+        raise ConfigError(f"model.backbone_params.layers must be 0 or more, got {p['layers']}")
+    if p["width"] < 1:
+        raise ConfigError(f"model.backbone_params.width must be at least 1, got {p['width']}")
+    if not 0.0 <= p["dropout"] < 1.0:
+        raise ConfigError(f"model.backbone_params.dropout must be in [0, 1), got {p['dropout']}")
+    if p["activation"] not in MLP_ACTIVATIONS:
+        raise ConfigError(
+            f"model.backbone_params.activation {p['activation']!r} is unknown; use {', '.join(MLP_ACTIVATIONS)}"
+        )
 
 
 # --- torchvision -------------------------------------------------------------
@@ -351,8 +456,9 @@ def _torchvision_builtin(model_name: str, num_features: int, filename: str, desc
 
 
 def register_builtin_backbones(register: Callable[[str, BackboneSpec], None]) -> None:
-    """Register tiny_cnn, resnet18 and mobilenet_v3_small with the plugin host."""
+    """Register tiny_cnn, resnet18, mobilenet_v3_small and mlp (feature vectors) with the plugin host."""
     register("tiny_cnn", _tiny_cnn_spec())
+    register("mlp", _mlp_spec())
     register(
         "resnet18",
         _torchvision_builtin(

@@ -18,7 +18,7 @@ from hmlc.errors import ConfigError, DataError
 from hmlc.models.backbones import BackboneSpec
 from hmlc.models.weights import find_weights, load_pretrained
 
-__all__ = ["HmlcModel", "build_model", "to_model_input"]
+__all__ = ["HmlcModel", "build_model", "to_model_input", "StandardizeFeatures"]
 
 MULTICLASS_STATES = 3  # negative, positive, uncertain (U-MultiClass)
 
@@ -110,19 +110,33 @@ def build_model(
     pretrained: bool = False,
     weights_path: str | os.PathLike[str] | None = None,
     dropout: float = 0.0,
+    backbone_params: Mapping[str, Any] | None = None,
+    input_dim: int | None = None,
 ) -> HmlcModel:
     """An :class:`HmlcModel` on ``spec``'s backbone.
 
     With ``pretrained`` the backbone's weights come from ``weights_path`` or
     the local caches (:func:`hmlc.models.weights.find_weights`); nothing is
-    downloaded. The head is always freshly initialised.
+    downloaded. The head is always freshly initialised. A backbone of
+    feature vectors (``spec.input_kind == "features"``) is built for
+    ``input_dim`` features with ``backbone_params`` (``model.backbone_params``).
     """
+    from hmlc.models.backbones import resolve_backbone_params
+
     if weights_path is not None and not pretrained:
         raise ConfigError(
             "model.weights is set but model.pretrained is false; set model.pretrained=true to load it, "
             "or drop model.weights"
         )
-    backbone = spec.build(spec.in_chans)
+    params = resolve_backbone_params(spec, backbone_params)
+    if spec.input_kind == "features":
+        if input_dim is None or input_dim < 1:
+            raise ConfigError(f"backbone {spec.name!r} takes feature vectors and needs their width, got {input_dim!r}")
+        if pretrained:
+            raise ConfigError(f"backbone {spec.name!r} has no pretrained weights; set model.pretrained=false")
+        backbone = spec.build(input_dim, **params)
+        return HmlcModel(backbone, int(backbone.num_features), num_labels, multiclass=multiclass, dropout=dropout)
+    backbone = spec.build(spec.in_chans, **params)
     if pretrained:
         path = find_weights(spec, weights_path)
         discard = spec.weights.discard if spec.weights is not None else ()
@@ -189,3 +203,24 @@ def to_model_input(
     # One fused op: broadcasting a single channel against per-channel
     # scale/shift both expands grayscale and normalises.
     return torch.addcmul(shift, images.to(dtype), scale, out=out)
+
+
+class StandardizeFeatures(nn.Module):
+    """Feature vectors (B, D) -> the MLP's input: ``(x - mean) / std``, a missing (NaN) value becoming 0.
+
+    The torch side of :class:`hmlc.data.features.FeatureTransform` (its fitted
+    ``mean`` and ``std`` are buffers here); the one place raw vectors become
+    model input, in training, prediction and exported graphs alike.
+    """
+
+    def __init__(self, mean: Any, std: Any) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1).clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.float()
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[1]:
+            raise DataError(f"feature vectors have shape {tuple(x.shape)}; expected (batch, {self.mean.shape[1]})")
+        z = (x - self.mean) / self.std
+        return torch.where(torch.isnan(z), torch.zeros_like(z), z)

@@ -160,7 +160,7 @@ def test_register_builtin_datasets() -> None:
         found[name] = obj
 
     register_builtin_datasets(register)
-    assert set(found) == {"synthetic", "csv"}
+    assert set(found) == {"synthetic", "synthetic-vectors", "csv"}
     for name, reader in found.items():
         assert isinstance(reader, DatasetReader) and reader.name == name
         assert reader.description and set(reader.splits) == {"train", "valid"}

@@ -36,18 +36,43 @@ def test_builtin_torchvision_values_match_torchvision(name: str, builtin_specs: 
 def test_builtin_backbone_trains(backbone_name: str, multiclass: bool, builtin_specs: dict[str, BackboneSpec]) -> None:
     torch.manual_seed(0)
     spec = builtin_specs[backbone_name]
-    model = build_model(spec, num_labels=5, multiclass=multiclass, dropout=0.1)
-    images = torch.randint(0, 256, (2, 1, SMALL, SMALL), dtype=torch.uint8)
-    x = to_model_input(images, spec)
-    assert x.shape == (2, spec.in_chans, SMALL, SMALL)
-    assert model.features(x).shape == (2, spec.num_features)
+    if spec.input_kind == "features":
+        # A backbone of feature vectors: its input width comes from the data, its output from its settings.
+        model = build_model(spec, num_labels=5, multiclass=multiclass, dropout=0.1, input_dim=7)
+        x = torch.randn(2, 7)
+        assert model.features(x).shape == (2, spec.param_defaults["width"])
+    else:
+        model = build_model(spec, num_labels=5, multiclass=multiclass, dropout=0.1)
+        images = torch.randint(0, 256, (2, 1, SMALL, SMALL), dtype=torch.uint8)
+        x = to_model_input(images, spec)
+        assert x.shape == (2, spec.in_chans, SMALL, SMALL)
+        assert model.features(x).shape == (2, spec.num_features)
     logits = model(x)
     assert logits.shape == ((2, 5, 3) if multiclass else (2, 5))
     logits.float().square().mean().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, f"{name} got no gradient"
     assert model.head.weight.grad.abs().sum() > 0
-    assert model.backbone.state_dict().keys() == spec.build(spec.in_chans).state_dict().keys()
+    fresh = spec.build(7) if spec.input_kind == "features" else spec.build(spec.in_chans)
+    assert model.backbone.state_dict().keys() == fresh.state_dict().keys()
+
+
+def test_mlp_settings_shape_the_network_and_bad_ones_are_config_errors(builtin_specs: dict[str, BackboneSpec]) -> None:
+    from hmlc.errors import ConfigError
+
+    spec = builtin_specs["mlp"]
+    model = build_model(spec, 3, input_dim=11, backbone_params={"layers": 3, "width": 8, "activation": "gelu", "dropout": 0.2})
+    linears = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(11, 8), (8, 8), (8, 8)]
+    assert sum(isinstance(m, torch.nn.GELU) for m in model.backbone.modules()) == 3
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.backbone.modules()) == 3
+    linear = build_model(spec, 3, input_dim=11, backbone_params={"layers": 0})
+    assert linear.head.in_features == 11  # no hidden layer: a linear model
+    for bad in ({"depth": 2}, {"width": 0}, {"activation": "softmax"}, {"layers": "two"}, {"dropout": 1.0}):
+        with pytest.raises(ConfigError, match="backbone_params"):
+            build_model(spec, 3, input_dim=11, backbone_params=bad)
+    with pytest.raises(ConfigError, match="needs their width"):
+        build_model(spec, 3)
 
 
 def test_torchvision_by_name_builds_pooled_features() -> None:
