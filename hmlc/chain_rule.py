@@ -52,11 +52,9 @@ LOSS_EPS = 1e-8
 CombineRule = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]
 """``rule(log_p, log_1mp)`` -> ``(log p(all parents positive), log(1 - that))``.
 
-Inputs have shape (..., L, P): for L children, their P parents' log p and
-log(1 - p). Children with fewer than P parents are padded with a certainly
-positive parent (log p = 0, log(1 - p) = -inf), which a rule must treat as
-neutral (it is, for any rule estimating "all parents positive"). Rules must be
-TorchScript-compatible for :class:`ChainRule` to be scriptable.
+Inputs have shape (..., L, P): for L children with P parents each, their
+parents' log p and log(1 - p). Rules must be TorchScript-compatible for
+:class:`ChainRule` to be scriptable.
 """
 
 
@@ -104,11 +102,11 @@ def _resolve(combine: Union[str, CombineRule]) -> CombineRule:
 class _Levels(torch.nn.Module):
     """A graph's :class:`~hmlc.hierarchy.graph.LevelGroup` sequence, laid out for row operations.
 
-    Values are held label-major, (K + 1, R) for R samples: row ``j`` is label
+    Values are held label-major, (K, R) for R samples: row ``j`` is label
     ``order[j]``, the labels no group updates come first, then each group's
-    targets as one contiguous block ``start[i]:start[i+1]``; row K is padding.
-    ``sources`` of group ``i`` are row numbers (flattened (L, widths[i])), so
-    a level is one gather, one reduction and one in-place slice update.
+    targets as one contiguous block ``start[i]:start[i+1]``. ``sources`` of
+    group ``i`` are row numbers (flattened (L, widths[i])), so a level is one
+    gather, one reduction and one slice update.
     Buffers are non-persistent: they follow ``.to(device)`` and stay out of
     ``state_dict``.
     """
@@ -122,12 +120,11 @@ class _Levels(torch.nn.Module):
         updated = np.concatenate([np.zeros(0, np.int64)] + [g.targets for g in groups])
         fixed = np.setdiff1d(np.arange(num_labels), updated)
         order = np.concatenate([fixed, updated])
-        row = np.empty(num_labels + 1, dtype=np.int64)
+        row = np.empty(num_labels, dtype=np.int64)
         row[order] = np.arange(num_labels)
-        row[num_labels] = num_labels  # the padding row stays last
         sources = [row[g.sources.reshape(-1)] for g in groups]
         self.register_buffer("order", torch.from_numpy(order), persistent=False)
-        self.register_buffer("inverse", torch.from_numpy(row[:num_labels].copy()), persistent=False)
+        self.register_buffer("inverse", torch.from_numpy(row), persistent=False)
         self.register_buffer(
             "source_index", torch.from_numpy(np.concatenate([np.zeros(0, np.int64)] + sources)), persistent=False
         )
@@ -136,14 +133,13 @@ class _Levels(torch.nn.Module):
         self.widths = [int(g.sources.shape[1]) for g in groups]
         self.num_labels = num_labels
 
-    def rows(self, values: Tensor, fill: float) -> Tensor:
-        """(..., K) -> label-major (K + 1, R) in level order, the padding row holding ``fill``."""
+    def rows(self, values: Tensor) -> Tensor:
+        """(..., K) -> label-major (K, R) in level order."""
         flat = values.reshape(-1, self.num_labels)
-        rows = flat.t().contiguous().index_select(0, self.order)  # transpose first: row gathers are fast
-        return torch.cat([rows, torch.full([1, rows.shape[1]], fill, dtype=rows.dtype, device=rows.device)], 0)
+        return flat.t().contiguous().index_select(0, self.order)  # transpose first: row gathers are fast
 
     def values(self, rows: Tensor, like: Tensor) -> Tensor:
-        """Inverse of :meth:`rows`: (K + 1, R) -> (..., K) in output order."""
+        """Inverse of :meth:`rows`: (K, R) -> (..., K) in output order."""
         return rows.index_select(0, self.inverse).t().reshape(like.shape)
 
     def sources(self, rows: Tensor, i: int) -> Tensor:
@@ -187,8 +183,8 @@ class ChainRule(torch.nn.Module):
         self._check(logits)
         x = _float(logits)
         lv = self.levels
-        log_cond = lv.rows(F.logsigmoid(x), 0.0)
-        log_cond_1m = lv.rows(F.logsigmoid(-x), -math.inf)
+        log_cond = lv.rows(F.logsigmoid(x))
+        log_cond_1m = lv.rows(F.logsigmoid(-x))
         log_p = log_cond.clone()
         log_1mp = log_cond_1m.clone()
         for i in range(len(lv.widths)):
@@ -213,7 +209,7 @@ class ChainRule(torch.nn.Module):
         lv = self.levels
         if self.mode == 0:
             log_p, _ = self.log_forward(logits)
-            p = lv.rows(torch.exp(log_p), 1.0)
+            p = lv.rows(torch.exp(log_p))
             # exp is not guaranteed monotone across vectorised code paths; re-clamp in
             # probability space so the invariant holds for the returned floats.
             for i in range(len(lv.widths)):
@@ -225,8 +221,9 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
-        cond = lv.rows(torch.sigmoid(x), 1.0)
-        p = cond.clone()
+        cond = lv.rows(torch.sigmoid(x))
+        # Updated in place; a copy only when autograd must keep `cond` as it was.
+        p = cond.clone() if torch.is_grad_enabled() else cond
         for i in range(len(lv.widths)):
             parents = lv.sources(p, i)
             if lv.widths[i] == 1:
@@ -236,7 +233,7 @@ class ChainRule(torch.nn.Module):
             else:
                 prior = parents.amin(1)
             a, b = lv.start[i], lv.start[i + 1]
-            p[a:b] = cond[a:b] * prior  # autograd saved `cond` and gathered copies, never `p`
+            p[a:b] = cond[a:b] * prior  # with autograd: it saved `cond` and gathered copies, never `p`
         return lv.values(p, x)
 
 

@@ -55,13 +55,13 @@ class MaxConstraint(torch.nn.Module):
         if values.shape[-1] != self.num_labels:
             raise ValueError(f"max constraint expects {self.num_labels} columns, got shape {values.shape}")
         lv = self.levels
-        own = lv.rows(values, -math.inf)
-        h = own.clone()
+        own = lv.rows(values)
+        h = own.clone() if torch.is_grad_enabled() else own
         for i in range(len(lv.widths)):
             a, b = lv.start[i], lv.start[i + 1]
             children = lv.sources(h, i)
             best = children[:, 0] if lv.widths[i] == 1 else children.amax(1)
-            # In place, yet autograd-safe: it saved only `own` and gathered copies, never `h`.
+            # With autograd, `h` is a copy: autograd saved only `own` and gathered copies.
             h[a:b] = torch.maximum(own[a:b], best)
         return lv.values(h, values)
 

@@ -149,7 +149,7 @@ def test_module_traces_and_scripts_and_keeps_leading_dimensions() -> None:
     logits = torch.randn(5, len(GRAPH)) * 4
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(module, logits)
+        traced = torch.jit.trace(module, logits, check_trace=False)  # as hmlc export traces
         scripted = torch.jit.script(module)
     other = torch.randn(7, len(GRAPH)) * 4
     expected = max_constraint(other, GRAPH)
@@ -221,3 +221,18 @@ def test_mcm_on_the_cellcycle_go_dag() -> None:
     loss = mc_loss(logits.requires_grad_(), targets, torch.ones_like(targets), graph)
     loss.backward()
     assert math.isfinite(loss.item()) and torch.isfinite(logits.grad).all()
+
+
+def test_a_5000_deep_chain() -> None:
+    deep = 5000
+    graph = LabelGraph([f"c{i}" for i in range(deep)], [(f"c{i}", f"c{i + 1}") for i in range(deep - 1)])
+    logits = torch.full((2, deep), -5.0)
+    logits[0, deep - 1] = 3.0  # the deepest label lifts every ancestor
+    logits[1, 7] = 1.0
+    h = max_constraint(logits, graph)
+    torch.testing.assert_close(h[0], torch.full((deep,), float(torch.sigmoid(torch.tensor(3.0)))))
+    assert (h[1, :8] == torch.sigmoid(torch.tensor(1.0))).all()
+    assert (h[1, 8:] == torch.sigmoid(torch.tensor(-5.0))).all()
+    loss = mc_loss(logits.requires_grad_(), torch.ones(2, deep), torch.ones(2, deep), graph)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()

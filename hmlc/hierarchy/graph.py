@@ -31,8 +31,10 @@ class LevelGroup(NamedTuple):
     """Labels that can be updated together from labels already final.
 
     ``targets`` (L,) are output indices; ``sources`` (L, W) the output indices
-    each target reads (its parents, or its children), padded with ``len(graph)``,
-    a column the caller fills with the neutral value of its reduction.
+    each target reads (its parents, or its children). In
+    :attr:`LabelGraph.parent_groups` every target has exactly W sources; in
+    :attr:`LabelGraph.child_groups` a target with fewer repeats its first
+    source, which idempotent reductions (max, min, any) do not notice.
     """
 
     targets: np.ndarray
@@ -91,10 +93,10 @@ class LabelGraph:
         graph = nx.DiGraph()
         graph.add_nodes_from(labels)
         graph.add_edges_from(unique_edges)
-        try:
+        cycle = None
+        # find_cycle alone is quadratic on long chains; look for the cycle only when there is one.
+        if not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            cycle = None
         if cycle:
             path = " -> ".join([cycle[0][0]] + [v for _, v in cycle])
             raise HierarchyError(f"{where} has a cycle: {path}; a label cannot imply itself")
@@ -212,36 +214,42 @@ class LabelGraph:
         """Non-root labels with their parents, in an order where every parent is final first.
 
         Labels of equal depth form a level; a level is split by number of
-        parents (widths 1, 2, 4, ...), so padding stays under half of a group.
-        Walking the groups in order visits the DAG top-down without recursion.
+        parents, so no row is padded. Walking the groups in order visits the
+        DAG top-down without recursion.
         """
-        return self._groups(self._depths, self.parent_indices)
+        return self._groups(self._depths, self.parent_indices, exact=True)
 
     @cached_property
     def child_groups(self) -> tuple[LevelGroup, ...]:
         """Non-leaf labels with their children, in an order where every child is final first.
 
-        The bottom-up counterpart of :attr:`parent_groups` (levels by height).
+        The bottom-up counterpart of :attr:`parent_groups` (levels by height);
+        a level is split by number of children rounded up to a power of two
+        (children can be many), shorter rows repeating their first child.
         """
         children: list[list[int]] = [[] for _ in self._labels]
         for p, c in self.edge_indices:
             children[p].append(int(c))
-        return self._groups(self._heights, tuple(tuple(sorted(c)) for c in children))
+        return self._groups(self._heights, tuple(tuple(sorted(c)) for c in children), exact=False)
 
-    def _groups(self, level: dict[str, int], sources: tuple[tuple[int, ...], ...]) -> tuple[LevelGroup, ...]:
+    def _groups(
+        self, level: dict[str, int], sources: tuple[tuple[int, ...], ...], exact: bool
+    ) -> tuple[LevelGroup, ...]:
         buckets: dict[tuple[int, int], list[int]] = {}
         for label, d in level.items():
             k = self._index[label]
             if d:
-                width = 1 << (len(sources[k]) - 1).bit_length()  # next power of two
+                n = len(sources[k])
+                width = n if exact else 1 << (n - 1).bit_length()  # next power of two
                 buckets.setdefault((d, width), []).append(k)
         groups = []
         for (_, width), targets in sorted(buckets.items()):
             targets.sort()
-            padded = np.full((len(targets), width), len(self), dtype=np.int64)
+            block = np.empty((len(targets), width), dtype=np.int64)
             for row, k in enumerate(targets):
-                padded[row, : len(sources[k])] = sources[k]
-            groups.append(LevelGroup(np.asarray(targets, dtype=np.int64), padded))
+                block[row] = sources[k][0]
+                block[row, : len(sources[k])] = sources[k]
+            groups.append(LevelGroup(np.asarray(targets, dtype=np.int64), block))
         return tuple(groups)
 
     @cached_property
@@ -289,13 +297,12 @@ class LabelGraph:
     def ancestor_matrix(self) -> np.ndarray:
         """(K, K) bool matrix, ``M[a, d]`` true when a is a proper ancestor of d."""
         k = len(self)
-        # Row d of `up` holds the ancestors of d and, in column d, d itself; row k is the padding.
-        up = np.zeros((k + 1, k), dtype=bool)
-        up[np.arange(k), np.arange(k)] = True
+        # Row d of `up` holds the ancestors of d and, in column d, d itself.
+        up = np.eye(k, dtype=bool)
         for group in self.parent_groups:
             up[group.targets] |= up[group.sources].any(axis=1)
         up[np.arange(k), np.arange(k)] = False
-        return np.ascontiguousarray(up[:k].T)
+        return np.ascontiguousarray(up.T)
 
     # ------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
@@ -332,7 +339,7 @@ class LabelGraph:
                 f"closure expects codes of shape (N, {len(self)}) for {len(self)} labels, got {codes.shape}"
             )
         out = codes.astype(np.float32, copy=True)
-        # Label-major (K + 1, N) with a False padding row: each level is row operations.
+        # Label-major (K, N): each level is a few row operations.
         pos = self._spread(out == 1, self.child_groups)  # a positive reaches every ancestor
         out[pos] = 1
         if negative_down:
@@ -345,11 +352,10 @@ class LabelGraph:
 
     def _spread(self, flags: np.ndarray, groups: tuple[LevelGroup, ...]) -> np.ndarray:
         """(N, K) flags OR-ed over the sources of each group, level by level."""
-        rows = np.zeros((len(self) + 1, flags.shape[0]), dtype=bool)
-        rows[: len(self)] = flags.T
+        rows = np.ascontiguousarray(flags.T)
         for group in groups:
             rows[group.targets] |= rows[group.sources].any(axis=1)
-        return rows[: len(self)].T
+        return rows.T
 
     def coherence_violations(self, codes: np.ndarray) -> np.ndarray:
         """Per sample, the number of edges whose child is positive but parent is not."""
