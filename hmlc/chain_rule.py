@@ -113,6 +113,7 @@ class _Levels(torch.nn.Module):
 
     start: List[int]
     source_offsets: List[int]
+    source_sizes: List[int]
     widths: List[int]
 
     def __init__(self, num_labels: int, groups: Tuple[LevelGroup, ...]) -> None:
@@ -130,6 +131,7 @@ class _Levels(torch.nn.Module):
         )
         self.start = (len(fixed) + np.cumsum([0] + [len(g.targets) for g in groups])).tolist()
         self.source_offsets = np.cumsum([0] + [len(s) for s in sources]).tolist()
+        self.source_sizes = [len(s) for s in sources]
         self.widths = [int(g.sources.shape[1]) for g in groups]
         self.num_labels = num_labels
 
@@ -146,6 +148,17 @@ class _Levels(torch.nn.Module):
         """Rows of group ``i``'s sources, (L, W, R)."""
         index = self.source_index[self.source_offsets[i] : self.source_offsets[i + 1]]
         return rows.index_select(0, index).reshape(-1, self.widths[i], rows.shape[1])
+
+    def split_sources(self) -> List[Tensor]:
+        """Each group's flattened source rows, split off in one operation."""
+        return self.source_index.split(self.source_sizes)
+
+    def gather(self, rows: Tensor, index: Tensor, i: int) -> Tensor:
+        """Rows ``index`` of group ``i``: (L, W, R), or (L, R) when the group's width is 1."""
+        got = rows.index_select(0, index)
+        if self.widths[i] == 1:
+            return got
+        return got.reshape(-1, self.widths[i], rows.shape[1])
 
 
 def _float(logits: Tensor) -> Tensor:
@@ -221,19 +234,21 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
-        cond = lv.rows(torch.sigmoid(x))
-        # Updated in place; a copy only when autograd must keep `cond` as it was.
-        p = cond.clone() if torch.is_grad_enabled() else cond
+        p = lv.rows(torch.sigmoid(x))
+        # In place, each target's row still holding its conditional; with autograd a copy
+        # `cond` keeps them, since autograd must not see saved rows change.
+        grad = torch.is_grad_enabled()
+        cond = p.clone() if grad else p
+        sources = lv.split_sources()
         for i in range(len(lv.widths)):
-            parents = lv.sources(p, i)
-            if lv.widths[i] == 1:
-                prior = parents[:, 0]
-            elif self.mode == 1:
-                prior = parents.prod(1)
-            else:
-                prior = parents.amin(1)
+            prior = lv.gather(p, sources[i], i)
+            if lv.widths[i] > 1:
+                prior = prior.prod(1) if self.mode == 1 else prior.amin(1)
             a, b = lv.start[i], lv.start[i + 1]
-            p[a:b] = cond[a:b] * prior  # with autograd: it saved `cond` and gathered copies, never `p`
+            if grad:
+                p[a:b] = cond[a:b] * prior
+            else:
+                p[a:b].mul_(prior)
         return lv.values(p, x)
 
 

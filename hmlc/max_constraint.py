@@ -55,14 +55,21 @@ class MaxConstraint(torch.nn.Module):
         if values.shape[-1] != self.num_labels:
             raise ValueError(f"max constraint expects {self.num_labels} columns, got shape {values.shape}")
         lv = self.levels
-        own = lv.rows(values)
-        h = own.clone() if torch.is_grad_enabled() else own
+        h = lv.rows(values)
+        # In place, each target's row still holding its own value; with autograd a copy
+        # `own` keeps them, since autograd must not see saved rows change.
+        grad = torch.is_grad_enabled()
+        own = h.clone() if grad else h
+        sources = lv.split_sources()
         for i in range(len(lv.widths)):
+            best = lv.gather(h, sources[i], i)
+            if lv.widths[i] > 1:
+                best = best.amax(1)
             a, b = lv.start[i], lv.start[i + 1]
-            children = lv.sources(h, i)
-            best = children[:, 0] if lv.widths[i] == 1 else children.amax(1)
-            # With autograd, `h` is a copy: autograd saved only `own` and gathered copies.
-            h[a:b] = torch.maximum(own[a:b], best)
+            if grad:
+                h[a:b] = torch.maximum(own[a:b], best)
+            else:
+                torch.maximum(h[a:b], best, out=h[a:b])
         return lv.values(h, values)
 
     def forward(self, logits: Tensor) -> Tensor:
