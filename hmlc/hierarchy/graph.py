@@ -338,24 +338,26 @@ class LabelGraph:
             raise HierarchyError(
                 f"closure expects codes of shape (N, {len(self)}) for {len(self)} labels, got {codes.shape}"
             )
-        out = codes.astype(np.float32, copy=True)
-        # Label-major (K, N): each level is a few row operations.
-        pos = self._spread(out == 1, self.child_groups)  # a positive reaches every ancestor
-        out[pos] = 1
+        # Label-major (K, N) throughout: each level is a few row operations.
+        rows = np.ascontiguousarray(codes.T, dtype=np.float32)
+        pos = self._spread(rows == 1, self.child_groups)  # a positive reaches every ancestor
+        changes = pos & (rows != 1)  # NaN != 1 too: a blank made positive is a change
+        rows[changes] = 1
         if negative_down:
-            neg = self._spread(out == 0, self.parent_groups)  # a negative reaches every descendant
-            out[neg & ~pos] = 0
-        before = codes.astype(np.float32)
-        diff = ~((out == before) | (np.isnan(out) & np.isnan(before)))
-        changed = {label: int(n) for label, n in zip(self._labels, diff.sum(axis=0))}
-        return ClosureResult(out, changed)
+            neg = self._spread(rows == 0, self.parent_groups)  # a negative reaches every descendant
+            lowered = neg & ~pos & (rows != 0)
+            rows[lowered] = 0
+            changes |= lowered
+        counts = np.count_nonzero(changes, axis=1)
+        out = np.ascontiguousarray(rows.T)
+        return ClosureResult(out, {label: int(n) for label, n in zip(self._labels, counts)})
 
-    def _spread(self, flags: np.ndarray, groups: tuple[LevelGroup, ...]) -> np.ndarray:
-        """(N, K) flags OR-ed over the sources of each group, level by level."""
-        rows = np.ascontiguousarray(flags.T)
-        for group in groups:
-            rows[group.targets] |= rows[group.sources].any(axis=1)
-        return rows.T
+    @staticmethod
+    def _spread(rows: np.ndarray, groups: tuple[LevelGroup, ...]) -> np.ndarray:
+        """Label-major (K, N) flags OR-ed over the sources of each group, level by level, in place."""
+        for targets, sources in groups:
+            rows[targets] |= rows[sources[:, 0]] if sources.shape[1] == 1 else rows[sources].any(axis=1)
+        return rows
 
     def coherence_violations(self, codes: np.ndarray) -> np.ndarray:
         """Per sample, the number of edges whose child is positive but parent is not."""
