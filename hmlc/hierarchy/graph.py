@@ -339,7 +339,7 @@ class LabelGraph:
                 f"closure expects codes of shape (N, {len(self)}) for {len(self)} labels, got {codes.shape}"
             )
         # Label-major (K, N) throughout: each level is a few row operations.
-        rows = np.ascontiguousarray(codes.T, dtype=np.float32)
+        rows = np.array(codes.T, dtype=np.float32, order="C", copy=True)  # never a view of the caller's codes
         pos = self._spread(rows == 1, self.child_groups)  # a positive reaches every ancestor
         changes = pos & (rows != 1)  # NaN != 1 too: a blank made positive is a change
         rows[changes] = 1
