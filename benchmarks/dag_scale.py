@@ -15,12 +15,17 @@ baseline / hmlc. On a machine shared with other work, CPU seconds are the
 steadier figure.
 
     python benchmarks/dag_scale.py [--n 100000] [--n-tree 1000000] [--n-codes 20000] [--threads 1] [--repeat 3]
+                                   [--previous REV]
+
+``--previous REV`` also times the chain rule of hmlc/chain_rule.py as it was at git
+revision REV (e.g. 12961d2, before this benchmark), read with ``git show``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +123,16 @@ def loop_conditional_mask(graph: LabelGraph, codes: np.ndarray) -> np.ndarray:
     return mask
 
 
+def previous_chain_rule(rev: str) -> Callable[[torch.Tensor, LabelGraph], torch.Tensor]:
+    """``chain_rule`` of hmlc/chain_rule.py at git revision ``rev``."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:hmlc/chain_rule.py"], check=True, capture_output=True, text=True
+    ).stdout
+    namespace: dict[str, Any] = {"__name__": f"chain_rule_at_{rev}"}
+    exec(compile(source, f"{rev}:hmlc/chain_rule.py", "exec"), namespace)  # noqa: S102 - our own history
+    return namespace["chain_rule"]
+
+
 # ------------------------------------------------------------- measuring
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     """Best wall and CPU seconds over ``repeat`` calls, and the last result."""
@@ -131,7 +146,10 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     return best_wall, best_cpu, result
 
 
-def compare(name: str, ours: Callable[[], Any], base: Callable[[], Any], repeat: int, target: float | None = None) -> None:
+def compare(
+    name: str, ours: Callable[[], Any], base: Callable[[], Any], repeat: int, target: float | None = None,
+    baseline: str = "loop",
+) -> None:
     ours()  # warm-up: builds the cached modules
     wall, cpu, got = timed(ours, repeat)
     base_wall, base_cpu, expected = timed(base, 1)
@@ -141,7 +159,7 @@ def compare(name: str, ours: Callable[[], Any], base: Callable[[], Any], repeat:
         diff = float(np.nanmax(np.abs(np.where(np.isnan(got), 0, got).astype(float) - np.where(np.isnan(expected), 0, expected).astype(float))))
     goal = "" if target is None else f"  target < {target:g} s: {'met' if wall < target else 'NOT met'} (wall)"
     print(
-        f"{name:<44} hmlc {wall:7.3f} s wall {cpu:7.3f} s cpu | loop {base_wall:7.3f} s wall {base_cpu:7.3f} s cpu"
+        f"{name:<44} hmlc {wall:7.3f} s wall {cpu:7.3f} s cpu | {baseline} {base_wall:7.3f} s wall {base_cpu:7.3f} s cpu"
         f" | ratio {base_wall / wall:6.1f}x wall {base_cpu / max(cpu, 1e-9):6.1f}x cpu | max diff {diff:.1e}{goal}"
     )
 
@@ -153,7 +171,9 @@ def main() -> None:
     ap.add_argument("--n-codes", type=int, default=20_000, help="label rows for closure and masks")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--repeat", type=int, default=3, help="calls of hmlc's version; the best counts")
+    ap.add_argument("--previous", metavar="REV", help="also compare the chain rule with its version at this git revision")
     args = ap.parse_args()
+    previous = previous_chain_rule(args.previous) if args.previous else None
     torch.set_num_threads(args.threads)
     go, source = go_graph()
     tree = load_hierarchy(CHEXPERT_TREE)
@@ -163,6 +183,11 @@ def main() -> None:
     with torch.no_grad():
         x = torch.randn(args.n, len(go), generator=g) * 3
         compare(f"chain rule, GO, {args.n} x {len(go)}", lambda: chain_rule(x, go), lambda: loop_chain_rule(x, go), args.repeat, 2.0)
+        if previous is not None:
+            compare(
+                f"chain rule, GO, {args.n} x {len(go)}", lambda: chain_rule(x, go), lambda: previous(x, go),
+                args.repeat, 2.0, baseline=args.previous,
+            )
         compare(
             f"max-constraint module, GO, {args.n} x {len(go)}",
             lambda: max_constraint(x, go), lambda: loop_max_constraint(x, go), args.repeat,
@@ -173,6 +198,11 @@ def main() -> None:
             f"chain rule, CheXpert tree, {args.n_tree} x {len(tree)}",
             lambda: chain_rule(xt, tree), lambda: loop_chain_rule(xt, tree), args.repeat, 0.1,
         )
+        if previous is not None:
+            compare(
+                f"chain rule, CheXpert tree, {args.n_tree} x {len(tree)}", lambda: chain_rule(xt, tree),
+                lambda: previous(xt, tree), args.repeat, 0.1, baseline=args.previous,
+            )
         del xt
     rng = np.random.default_rng(0)
     codes = rng.choice(np.array([1.0, 0.0, -1.0, np.nan], dtype=np.float32), size=(args.n_codes, len(go)), p=[0.02, 0.5, 0.03, 0.45])
