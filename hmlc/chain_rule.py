@@ -153,12 +153,33 @@ class _Levels(torch.nn.Module):
         """Each group's flattened source rows, split off in one operation."""
         return self.source_index.split(self.source_sizes)
 
-    def gather(self, rows: Tensor, index: Tensor, i: int) -> Tensor:
-        """Rows ``index`` of group ``i``: (L, W, R), or (L, R) when the group's width is 1."""
-        got = rows.index_select(0, index)
-        if self.widths[i] == 1:
-            return got
-        return got.reshape(-1, self.widths[i], rows.shape[1])
+    def fold(self, rows: Tensor, kind: int) -> Tensor:
+        """Walk the groups over label-major ``rows``, each target combining its own row with its sources'.
+
+        ``kind`` 1: own * product of sources; 2: own * min of sources; 3: max(own, max of sources).
+        Without autograd ``rows`` is updated in place; with it, on a copy (autograd saves the
+        unchanged rows and gathered copies, never rows it will see change).
+        """
+        own = rows
+        if torch.is_grad_enabled():
+            rows = rows.clone()
+        sources = self.split_sources()
+        for i in range(len(self.widths)):
+            got = rows.index_select(0, sources[i])
+            if self.widths[i] > 1:
+                got = got.reshape(-1, self.widths[i], rows.shape[1])
+                if kind == 1:
+                    got = got.prod(1)
+                elif kind == 2:
+                    got = got.amin(1)
+                else:
+                    got = got.amax(1)
+            a, b = self.start[i], self.start[i + 1]
+            if kind == 3:
+                rows[a:b] = torch.maximum(own[a:b], got)
+            else:
+                rows[a:b] = own[a:b] * got
+        return rows
 
 
 def _float(logits: Tensor) -> Tensor:
@@ -234,22 +255,7 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
-        p = lv.rows(torch.sigmoid(x))
-        # In place, each target's row still holding its conditional; with autograd a copy
-        # `cond` keeps them, since autograd must not see saved rows change.
-        grad = torch.is_grad_enabled()
-        cond = p.clone() if grad else p
-        sources = lv.split_sources()
-        for i in range(len(lv.widths)):
-            prior = lv.gather(p, sources[i], i)
-            if lv.widths[i] > 1:
-                prior = prior.prod(1) if self.mode == 1 else prior.amin(1)
-            a, b = lv.start[i], lv.start[i + 1]
-            if grad:
-                p[a:b] = cond[a:b] * prior
-            else:
-                p[a:b].mul_(prior)
-        return lv.values(p, x)
+        return lv.values(lv.fold(lv.rows(torch.sigmoid(x)), self.mode), x)
 
 
 #: Values per chunk when a function below runs a module over a large batch (keeps buffers in cache).

@@ -54,23 +54,7 @@ class MaxConstraint(torch.nn.Module):
         """(..., K) -> (..., K): each label's max over itself and its descendants."""
         if values.shape[-1] != self.num_labels:
             raise ValueError(f"max constraint expects {self.num_labels} columns, got shape {values.shape}")
-        lv = self.levels
-        h = lv.rows(values)
-        # In place, each target's row still holding its own value; with autograd a copy
-        # `own` keeps them, since autograd must not see saved rows change.
-        grad = torch.is_grad_enabled()
-        own = h.clone() if grad else h
-        sources = lv.split_sources()
-        for i in range(len(lv.widths)):
-            best = lv.gather(h, sources[i], i)
-            if lv.widths[i] > 1:
-                best = best.amax(1)
-            a, b = lv.start[i], lv.start[i + 1]
-            if grad:
-                h[a:b] = torch.maximum(own[a:b], best)
-            else:
-                torch.maximum(h[a:b], best, out=h[a:b])
-        return lv.values(h, values)
+        return self.levels.values(self.levels.fold(self.levels.rows(values), 3), values)
 
     def forward(self, logits: Tensor) -> Tensor:
         """Coherent probabilities (..., K): h_parent >= h_child on every edge."""
