@@ -186,6 +186,15 @@ def _float(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype == torch.float16 or logits.dtype == torch.bfloat16 else logits
 
 
+def _sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), rounded the same wherever the element sits in the tensor.
+
+    torch.sigmoid's CPU kernel rounds the last elements of a buffer (its scalar tail)
+    differently from the rest, so a sample's probabilities would depend on the batch size.
+    """
+    return torch.reciprocal(torch.exp(-x) + 1.0)
+
+
 class ChainRule(torch.nn.Module):
     """Conditional logits (..., K) -> unconditional probabilities (..., K) for one graph.
 
@@ -255,7 +264,7 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
-        return lv.values(lv.fold(lv.rows(torch.sigmoid(x)), self.mode), x)
+        return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
 
 
 #: Values per chunk when a function below runs a module over a large batch (keeps buffers in cache).
@@ -270,7 +279,7 @@ def in_chunks(module: Callable[[Tensor], Tensor], values: Tensor) -> Tensor:
     Without autograd, a large batch runs in chunks of about
     :data:`CHUNK_ELEMENTS` values written into one output, so each chunk's
     intermediates stay in cache and are reused; each row's result is what one
-    call gives, up to the last bit of vectorised elementwise functions.
+    call gives.
     """
     k = max(values.shape[-1], 1)
     rows = values.numel() // k

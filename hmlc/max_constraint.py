@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hmlc.chain_rule import _float, _Levels, _weighted_mean, in_chunks
+from hmlc.chain_rule import _float, _Levels, _sigmoid, _weighted_mean, in_chunks
 from hmlc.errors import ConfigError
 from hmlc.hierarchy.graph import LabelGraph
 
@@ -58,7 +58,7 @@ class MaxConstraint(torch.nn.Module):
 
     def forward(self, logits: Tensor) -> Tensor:
         """Coherent probabilities (..., K): h_parent >= h_child on every edge."""
-        return self.propagate(torch.sigmoid(_float(logits)))
+        return self.propagate(_sigmoid(_float(logits)))
 
 
 @functools.lru_cache(maxsize=64)

@@ -261,7 +261,7 @@ def test_large_batches_run_in_chunks() -> None:
     with torch.no_grad():
         whole = ChainRule(DIAMOND)(logits)
         chunked = chain_rule(logits, DIAMOND)
-    torch.testing.assert_close(chunked, whole, rtol=3e-7, atol=0)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)  # rows do not depend on their neighbours
     for parent, child in DIAMOND.edge_indices:
         assert (chunked[:, child] <= chunked[:, parent]).all()
 

@@ -66,7 +66,7 @@ def reference_mc_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torc
 def test_mcm_matches_the_definition() -> None:
     torch.manual_seed(0)
     logits = torch.randn(6, len(GRAPH), dtype=torch.float64) * 3
-    torch.testing.assert_close(max_constraint(logits, GRAPH), reference_mcm(logits, GRAPH), rtol=0, atol=0)
+    torch.testing.assert_close(max_constraint(logits, GRAPH), reference_mcm(logits, GRAPH), rtol=1e-15, atol=0)
     # Worked case: d is a leaf under c and b; c's value is the max over {c, d}.
     x = torch.zeros(1, len(GRAPH), dtype=torch.float64)
     x[0, GRAPH.index("d")] = 4.0
@@ -139,7 +139,7 @@ def test_mcm_is_coherent_on_random_dags(data: st.DataObject) -> None:
     assert h.dtype == torch.float32 and h.shape == logits.shape
     for parent, child in graph.edge_indices:
         assert (h[:, parent] >= h[:, child]).all()
-    assert (h >= torch.sigmoid(logits)).all()  # a label never goes below its own output
+    assert (h >= torch.sigmoid(logits) * (1 - 1e-6)).all()  # a label never goes below its own output
     torch.testing.assert_close(h.double(), reference_mcm(logits, graph), rtol=0, atol=1e-7)
 
 
@@ -165,8 +165,8 @@ def test_large_batches_run_in_chunks_with_the_same_result() -> None:
     with torch.no_grad():
         whole = MaxConstraint(GRAPH)(logits)
         chunked = max_constraint(logits, GRAPH)
-    # Equal up to the last bit of sigmoid (vectorised and scalar code paths), and still coherent.
-    torch.testing.assert_close(chunked, whole, rtol=3e-7, atol=0)
+    # Bitwise equal: a row's result does not depend on the rows beside it; and coherent.
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
     for parent, child in GRAPH.edge_indices:
         assert (chunked[:, parent] >= chunked[:, child]).all()
 
@@ -216,7 +216,7 @@ def test_mcm_on_the_cellcycle_go_dag() -> None:
     # Three samples against the definition, with descendant sets from networkx.
     f = torch.sigmoid(logits[:3]).numpy()
     expected = np.array([[f[n, b].max() for b in descendants_or_self(graph)] for n in range(3)])
-    np.testing.assert_array_equal(h[:3].numpy(), expected)
+    np.testing.assert_allclose(h[:3].numpy(), expected, rtol=3e-7, atol=0)  # sigmoids may differ in the last bit
     targets = (torch.rand(64, len(graph), generator=torch.Generator().manual_seed(1)) > 0.9).float()
     loss = mc_loss(logits.requires_grad_(), targets, torch.ones_like(targets), graph)
     loss.backward()
