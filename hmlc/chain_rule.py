@@ -192,7 +192,10 @@ def _sigmoid(x: Tensor) -> Tensor:
     torch.sigmoid's CPU kernel rounds the last elements of a buffer (its scalar tail)
     differently from the rest, so a sample's probabilities would depend on the batch size.
     """
-    return torch.reciprocal(torch.exp(-x) + 1.0)
+    e = torch.exp(-x)
+    if torch.is_grad_enabled():
+        return torch.reciprocal(e + 1.0)
+    return e.add_(1.0).reciprocal_()  # in place: no autograd to keep e
 
 
 class ChainRule(torch.nn.Module):
