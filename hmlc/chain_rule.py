@@ -10,9 +10,11 @@ combine rule: ``"product"`` assumes the parents independent, ``"min"`` takes
 the upper bound min_i p(parent_i). Either way p(child) <= p(parent) on every
 edge, and :func:`chain_rule` guarantees it exactly in floating point too.
 
-Everything runs in log space, level by level over the DAG (a level holds the
-labels whose longest path from a root has the same length), so the loops are
-over a fixed structure, never over samples. For a U-MultiClass head pass
+Everything runs level by level over the DAG (a level holds the labels whose
+longest path from a root has the same length), labels along rows, so the
+loops are over a fixed structure, never over samples or labels. Losses run in
+log space; probabilities of the built-in rules in probability space, where the
+products are exact enough and cheaper. For a U-MultiClass head pass
 ``logits3[..., 1] - logits3[..., 0]`` as the logits.
 """
 
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hmlc.errors import ConfigError
-from hmlc.hierarchy.graph import LabelGraph
+from hmlc.hierarchy.graph import LabelGraph, LevelGroup
 
 __all__ = [
     "COMBINE_RULES",
@@ -38,6 +40,7 @@ __all__ = [
     "log_chain_rule",
     "chain_rule",
     "ChainRule",
+    "in_chunks",
     "unconditional_bce",
     "masked_bce_with_logits",
     "multiclass_ce",
@@ -49,11 +52,9 @@ LOSS_EPS = 1e-8
 CombineRule = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]
 """``rule(log_p, log_1mp)`` -> ``(log p(all parents positive), log(1 - that))``.
 
-Inputs have shape (..., L, P): for L children, their P parents' log p and
-log(1 - p). Children with fewer than P parents are padded with a certainly
-positive parent (log p = 0, log(1 - p) = -inf), which a rule must treat as
-neutral (it is, for any rule estimating "all parents positive"). Rules must be
-TorchScript-compatible for :class:`ChainRule` to be scriptable.
+Inputs have shape (..., L, P): for L children with P parents each, their
+parents' log p and log(1 - p). Rules must be TorchScript-compatible for
+:class:`ChainRule` to be scriptable.
 """
 
 
@@ -98,106 +99,203 @@ def _resolve(combine: Union[str, CombineRule]) -> CombineRule:
         ) from None
 
 
-def _levels(graph: LabelGraph) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
-    """Non-root labels grouped by depth: child indices (M,), padded parent indices (M, P), offsets, widths."""
-    k = len(graph)
-    by_depth: dict[int, list[int]] = {}
-    for label in graph.topological_order:
-        d = graph.depth(label)
-        if d:
-            by_depth.setdefault(d, []).append(graph.index(label))
-    width_max = max((len(p) for p in graph.parent_indices), default=0)
-    children: list[int] = []
-    offsets, widths = [0], []
-    for d in sorted(by_depth):
-        level = sorted(by_depth[d])
-        children += level
-        offsets.append(len(children))
-        widths.append(max(len(graph.parent_indices[c]) for c in level))
-    parents = np.full((len(children), max(width_max, 1)), k, dtype=np.int64)  # k = the padding column
-    for row, c in enumerate(children):
-        ps = graph.parent_indices[c]
-        parents[row, : len(ps)] = ps
-    return np.asarray(children, dtype=np.int64), parents, offsets, widths
+class _Levels(torch.nn.Module):
+    """A graph's :class:`~hmlc.hierarchy.graph.LevelGroup` sequence, laid out for row operations.
+
+    Values are held label-major, (K, R) for R samples: row ``j`` is label
+    ``order[j]``, the labels no group updates come first, then each group's
+    targets as one contiguous block ``start[i]:start[i+1]``. ``sources`` of
+    group ``i`` are row numbers (flattened (L, widths[i])), so a level is one
+    gather, one reduction and one slice update.
+    Buffers are non-persistent: they follow ``.to(device)`` and stay out of
+    ``state_dict``.
+    """
+
+    start: List[int]
+    source_offsets: List[int]
+    source_sizes: List[int]
+    widths: List[int]
+
+    def __init__(self, num_labels: int, groups: Tuple[LevelGroup, ...]) -> None:
+        super().__init__()
+        updated = np.concatenate([np.zeros(0, np.int64)] + [g.targets for g in groups])
+        fixed = np.setdiff1d(np.arange(num_labels), updated)
+        order = np.concatenate([fixed, updated])
+        row = np.empty(num_labels, dtype=np.int64)
+        row[order] = np.arange(num_labels)
+        sources = [row[g.sources.reshape(-1)] for g in groups]
+        self.register_buffer("order", torch.from_numpy(order), persistent=False)
+        self.register_buffer("inverse", torch.from_numpy(row), persistent=False)
+        self.register_buffer(
+            "source_index", torch.from_numpy(np.concatenate([np.zeros(0, np.int64)] + sources)), persistent=False
+        )
+        self.start = (len(fixed) + np.cumsum([0] + [len(g.targets) for g in groups])).tolist()
+        self.source_offsets = np.cumsum([0] + [len(s) for s in sources]).tolist()
+        self.source_sizes = [len(s) for s in sources]
+        self.widths = [int(g.sources.shape[1]) for g in groups]
+        self.num_labels = num_labels
+
+    def rows(self, values: Tensor) -> Tensor:
+        """(..., K) -> label-major (K, R) in level order."""
+        flat = values.reshape(-1, self.num_labels)
+        return flat.t().contiguous().index_select(0, self.order)  # transpose first: row gathers are fast
+
+    def values(self, rows: Tensor, like: Tensor) -> Tensor:
+        """Inverse of :meth:`rows`: (K, R) -> (..., K) in output order."""
+        return rows.index_select(0, self.inverse).t().reshape(like.shape)
+
+    def sources(self, rows: Tensor, i: int) -> Tensor:
+        """Rows of group ``i``'s sources, (L, W, R)."""
+        index = self.source_index[self.source_offsets[i] : self.source_offsets[i + 1]]
+        return rows.index_select(0, index).reshape(-1, self.widths[i], rows.shape[1])
+
+    def split_sources(self) -> List[Tensor]:
+        """Each group's flattened source rows, split off in one operation."""
+        return self.source_index.split(self.source_sizes)
+
+    def fold(self, rows: Tensor, kind: int) -> Tensor:
+        """Walk the groups over label-major ``rows``, each target combining its own row with its sources'.
+
+        ``kind`` 1: own * product of sources; 2: own * min of sources; 3: max(own, max of sources).
+        Without autograd ``rows`` is updated in place; with it, on a copy (autograd saves the
+        unchanged rows and gathered copies, never rows it will see change).
+        """
+        own = rows
+        if torch.is_grad_enabled():
+            rows = rows.clone()
+        sources = self.split_sources()
+        for i in range(len(self.widths)):
+            got = rows.index_select(0, sources[i])
+            if self.widths[i] > 1:
+                got = got.reshape(-1, self.widths[i], rows.shape[1])
+                if kind == 1:
+                    got = got.prod(1)
+                elif kind == 2:
+                    got = got.amin(1)
+                else:
+                    got = got.amax(1)
+            a, b = self.start[i], self.start[i + 1]
+            if kind == 3:
+                rows[a:b] = torch.maximum(own[a:b], got)
+            else:
+                rows[a:b] = own[a:b] * got
+        return rows
+
+
+def _float(logits: Tensor) -> Tensor:
+    return logits.float() if logits.dtype == torch.float16 or logits.dtype == torch.bfloat16 else logits
+
+
+def _sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), rounded the same wherever the element sits in the tensor.
+
+    torch.sigmoid's CPU kernel rounds the last elements of a buffer (its scalar tail)
+    differently from the rest, so a sample's probabilities would depend on the batch size.
+    """
+    e = torch.exp(-x)
+    if torch.is_grad_enabled():
+        return torch.reciprocal(e + 1.0)
+    return e.add_(1.0).reciprocal_()  # in place: no autograd to keep e
 
 
 class ChainRule(torch.nn.Module):
     """Conditional logits (..., K) -> unconditional probabilities (..., K) for one graph.
 
-    The graph structure is held in non-persistent buffers (they follow
-    ``.to(device)`` and stay out of ``state_dict``). Traceable, exportable and,
-    with a TorchScript-compatible combine rule, scriptable. Half-precision
-    logits are computed in float32; outputs are float32 then.
+    Holds no weights: the graph's structure lives in non-persistent buffers.
+    Traceable, exportable and, with a TorchScript-compatible combine rule,
+    scriptable. Half-precision logits are computed in float32; outputs are
+    float32 then.
     """
-
-    offsets: List[int]
-    widths: List[int]
 
     def __init__(self, graph: LabelGraph, combine: Union[str, CombineRule] = "product") -> None:
         super().__init__()
         self.rule = _resolve(combine)
         self.combine = combine if isinstance(combine, str) else getattr(combine, "__name__", "custom")
+        # The built-in rules also have an exact probability-space form (cheaper than log space).
+        self.mode = 1 if self.rule is product_rule else 2 if self.rule is min_rule else 0
         self.num_labels = len(graph)
-        children, parents, offsets, widths = _levels(graph)
-        self.register_buffer("child_index", torch.from_numpy(children), persistent=False)
-        self.register_buffer("parent_index", torch.from_numpy(parents), persistent=False)
-        self.offsets = offsets
-        self.widths = widths
+        self.levels = _Levels(len(graph), graph.parent_groups)
 
     def extra_repr(self) -> str:
-        return f"labels={self.num_labels}, levels={len(self.widths)}, combine={self.combine!r}"
+        return f"labels={self.num_labels}, groups={len(self.levels.widths)}, combine={self.combine!r}"
 
-    def _gather(self, values: Tensor, index: Tensor) -> Tensor:
-        """values (..., K+1) at index (L, P) -> (..., L, P)."""
-        shape = list(values.shape[:-1]) + [index.shape[0], index.shape[1]]
-        return values.index_select(-1, index.reshape(-1)).reshape(shape)
+    def _check(self, logits: Tensor) -> None:
+        if logits.shape[-1] != self.num_labels:
+            raise ValueError(f"chain rule expects logits with {self.num_labels} columns, got shape {logits.shape}")
 
     @torch.jit.export
     def log_forward(self, logits: Tensor) -> Tuple[Tensor, Tensor]:
         """(log p, log(1 - p)) of the unconditional probabilities, each (..., K)."""
-        if logits.shape[-1] != self.num_labels:
-            raise ValueError(f"chain rule expects logits with {self.num_labels} columns, got shape {logits.shape}")
-        x = logits
-        if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
-            x = x.float()
-        log_cond = F.logsigmoid(x)
-        log_cond_1m = F.logsigmoid(-x)
-        pad = list(x.shape[:-1]) + [1]
-        log_p = torch.cat([log_cond, torch.zeros(pad, dtype=x.dtype, device=x.device)], -1)
-        log_1mp = torch.cat([log_cond_1m, torch.full(pad, -math.inf, dtype=x.dtype, device=x.device)], -1)
-        for i in range(len(self.widths)):
-            child = self.child_index[self.offsets[i] : self.offsets[i + 1]]
-            parents = self.parent_index[self.offsets[i] : self.offsets[i + 1], : self.widths[i]]
-            parent_log_p = self._gather(log_p, parents)
-            parent_log_1mp = self._gather(log_1mp, parents)
+        self._check(logits)
+        x = _float(logits)
+        lv = self.levels
+        log_cond = lv.rows(F.logsigmoid(x))
+        log_cond_1m = lv.rows(F.logsigmoid(-x))
+        log_p = log_cond.clone()
+        log_1mp = log_cond_1m.clone()
+        for i in range(len(lv.widths)):
+            a, b = lv.start[i], lv.start[i + 1]
+            parent_log_p = lv.sources(log_p, i).permute(2, 0, 1)  # (R, L, W): the rule's layout
+            parent_log_1mp = lv.sources(log_1mp, i).permute(2, 0, 1)
             log_a, log_1ma = self.rule(parent_log_p, parent_log_1mp)
-            new = log_a + log_cond.index_select(-1, child)
+            log_a, log_1ma = log_a.t(), log_1ma.t()
+            new = log_a + log_cond[a:b]
             # 1 - a*c = (1 - a) + a*(1 - c)
-            new_1m = torch.logaddexp(log_1ma, log_a + log_cond_1m.index_select(-1, child))
+            new_1m = torch.logaddexp(log_1ma, log_a + log_cond_1m[a:b])
             # Coherence whatever the rule and the rounding: p(child) <= min p(parent).
-            bound = parent_log_p.amin(-1)
-            new = torch.where(new <= bound, new, bound)
-            bound_1m = parent_log_1mp.amax(-1)
-            new_1m = torch.where(new_1m >= bound_1m, new_1m, bound_1m)
-            log_p = log_p.index_copy(-1, child, new)
-            log_1mp = log_1mp.index_copy(-1, child, new_1m)
-        return log_p[..., : self.num_labels], log_1mp[..., : self.num_labels]
+            bound = parent_log_p.amin(-1).t()
+            bound_1m = parent_log_1mp.amax(-1).t()
+            # In place: autograd saved only gathered copies, never these buffers.
+            log_p[a:b] = torch.where(new <= bound, new, bound)
+            log_1mp[a:b] = torch.where(new_1m >= bound_1m, new_1m, bound_1m)
+        return lv.values(log_p, x), lv.values(log_1mp, x)
 
     def forward(self, logits: Tensor) -> Tensor:
         """Unconditional probabilities (..., K); p(child) <= p(parent) on every edge."""
-        log_p, _ = self.log_forward(logits)
-        p = torch.exp(log_p)
-        # exp is not guaranteed monotone across vectorised code paths; re-clamp in
-        # probability space so the invariant holds for the returned floats.
-        pad = list(p.shape[:-1]) + [1]
-        p = torch.cat([p, torch.ones(pad, dtype=p.dtype, device=p.device)], -1)
-        for i in range(len(self.widths)):
-            child = self.child_index[self.offsets[i] : self.offsets[i + 1]]
-            parents = self.parent_index[self.offsets[i] : self.offsets[i + 1], : self.widths[i]]
-            bound = self._gather(p, parents).amin(-1)
-            value = p.index_select(-1, child)
-            p = p.index_copy(-1, child, torch.where(value <= bound, value, bound))
-        return p[..., : self.num_labels]
+        lv = self.levels
+        if self.mode == 0:
+            log_p, _ = self.log_forward(logits)
+            p = lv.rows(torch.exp(log_p))
+            # exp is not guaranteed monotone across vectorised code paths; re-clamp in
+            # probability space so the invariant holds for the returned floats.
+            for i in range(len(lv.widths)):
+                a, b = lv.start[i], lv.start[i + 1]
+                bound = lv.sources(p, i).amin(1)
+                p[a:b] = torch.where(p[a:b] <= bound, p[a:b], bound)
+            return lv.values(p, log_p)
+        self._check(logits)
+        x = _float(logits)
+        # Products of numbers in [0, 1] never exceed a factor, and rounding is
+        # monotone: p(child) <= p(parent) holds exactly, with no clamp.
+        return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
+
+
+#: Values per chunk when a function below runs a module over a large batch (keeps buffers in cache).
+CHUNK_ELEMENTS = 1 << 17
+#: Fewest rows per chunk (bounds the per-chunk Python overhead on wide hierarchies).
+CHUNK_MIN_ROWS = 64
+
+
+def in_chunks(module: Callable[[Tensor], Tensor], values: Tensor) -> Tensor:
+    """``module(values)`` for a row-wise module (..., K) -> (..., K'), over row chunks when large.
+
+    Without autograd, a large batch runs in chunks of about
+    :data:`CHUNK_ELEMENTS` values written into one output, so each chunk's
+    intermediates stay in cache and are reused; each row's result is what one
+    call gives.
+    """
+    k = max(values.shape[-1], 1)
+    rows = values.numel() // k
+    step = max(CHUNK_MIN_ROWS, CHUNK_ELEMENTS // k)
+    if rows <= step or (torch.is_grad_enabled() and values.requires_grad):
+        return module(values)
+    flat = values.reshape(rows, values.shape[-1])
+    first = module(flat[:step])
+    out = torch.empty((rows, first.shape[-1]), dtype=first.dtype, device=first.device)
+    out[:step] = first
+    for start in range(step, rows, step):
+        out[start : start + step] = module(flat[start : start + step])
+    return out.reshape(list(values.shape[:-1]) + [first.shape[-1]])
 
 
 @functools.lru_cache(maxsize=64)
@@ -223,7 +321,7 @@ def log_chain_rule(
 
 def chain_rule(logits: Tensor, graph: LabelGraph, combine: Union[str, CombineRule] = "product") -> Tensor:
     """Unconditional probabilities (..., K) for conditional logits (..., K)."""
-    return _module_for(logits, graph, combine)(logits)
+    return in_chunks(_module_for(logits, graph, combine), logits)
 
 
 # -------------------------------------------------------------------- losses

@@ -30,12 +30,14 @@ def conditional_mask(graph: LabelGraph, codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[1] != len(graph):
         raise DataError(f"conditional mask expects codes of shape (N, {len(graph)}) for {len(graph)} labels, got {codes.shape}")
-    positive = codes == 1
-    mask = np.ones(codes.shape, dtype=bool)
-    for k, parents in enumerate(graph.parent_indices):
-        if parents:
-            mask[:, k] = positive[:, list(parents)].all(axis=1)
-    return mask
+    # Label-major rows plus a True padding row: parent column i of every label at once.
+    positive = np.ones((len(graph) + 1, codes.shape[0]), dtype=bool)
+    positive[: len(graph)] = (codes == 1).T
+    parents = graph.padded_parent_indices
+    mask = positive[parents[:, 0]]
+    for i in range(1, parents.shape[1]):
+        mask &= positive[parents[:, i]]
+    return np.ascontiguousarray(mask.T)
 
 
 def contributing_samples(mask: np.ndarray, weights: np.ndarray) -> np.ndarray:

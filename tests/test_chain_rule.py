@@ -194,7 +194,7 @@ def test_module_equals_function_and_traces_and_scripts() -> None:
         torch.testing.assert_close(module(logits), expected, rtol=0, atol=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript deprecation notices
-            traced = torch.jit.trace(module, logits)
+            traced = torch.jit.trace(module, logits, check_trace=False)  # as hmlc export traces
             scripted = torch.jit.script(module)
         other = torch.randn(7, 4) * 5  # a different batch size than the one traced
         torch.testing.assert_close(traced(other), module(other))
@@ -242,3 +242,42 @@ def test_coherence_holds_even_for_an_incoherent_custom_rule() -> None:
     for parent, child in DIAMOND.edge_indices:
         assert (p[:, child] <= p[:, parent]).all()
     torch.testing.assert_close(p[:, 3], p[:, 2])  # clamped to the weaker parent c
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), combine=st.sampled_from(["product", "min"]))
+def test_probability_path_equals_the_log_space_path(data: st.DataObject, combine: str) -> None:
+    # The built-in rules compute probabilities directly; a rule passed as a new
+    # callable takes the log-space path (the one that existed before). Same numbers.
+    graph = data.draw(dags())
+    logits = logits_for(data, graph)
+    rule = COMBINE_RULES[combine]
+    generic = chain_rule(logits, graph, lambda log_p, log_1mp: rule(log_p, log_1mp))
+    torch.testing.assert_close(chain_rule(logits, graph, combine), generic, rtol=1e-5, atol=1e-30)
+
+
+def test_large_batches_run_in_chunks() -> None:
+    logits = torch.randn(30_000, 4) * 4
+    with torch.no_grad():
+        whole = ChainRule(DIAMOND)(logits)
+        chunked = chain_rule(logits, DIAMOND)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)  # rows do not depend on their neighbours
+    for parent, child in DIAMOND.edge_indices:
+        assert (chunked[:, child] <= chunked[:, parent]).all()
+
+
+def test_a_5000_deep_chain() -> None:
+    deep = 5000
+    graph = LabelGraph([f"c{i}" for i in range(deep)], [(f"c{i}", f"c{i + 1}") for i in range(deep - 1)])
+    logits = torch.full((2, deep), 8.0)
+    logits[1, 10] = -3.0
+    p = chain_rule(logits, graph)
+    log_p, _ = log_chain_rule(logits, graph)
+    s = torch.sigmoid(torch.tensor(8.0, dtype=torch.float64))
+    # p(c_k) = s^(k+1) on row 0; row 1 drops by sigmoid(-3) from c10 on.
+    expected = s ** torch.arange(1, deep + 1, dtype=torch.float64)
+    torch.testing.assert_close(p[0].double(), expected, rtol=1e-3, atol=0)
+    torch.testing.assert_close(log_p[0].double(), expected.log(), rtol=1e-4, atol=0)
+    assert (p[:, 1:] <= p[:, :-1]).all()
+    ratio = torch.sigmoid(torch.tensor(-3.0, dtype=torch.float64)) / s
+    torch.testing.assert_close(p[1, 10:].double() / p[0, 10:].double(), ratio.expand(deep - 10), rtol=1e-4, atol=0)

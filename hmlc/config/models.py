@@ -112,10 +112,11 @@ class StageConfig(_Section):
     subset: Literal["all", "conditional"] = Field(
         "all", description="'conditional': sample only the conditional subset, with per-label masks."
     )
-    loss: Literal["bce", "conditional", "unconditional"] = Field(
+    loss: Literal["bce", "conditional", "unconditional", "mcloss"] = Field(
         "bce",
         description="'bce': plain masked BCE on outputs; 'conditional': BCE with conditional masks; "
-        "'unconditional': BCE on chain-rule probabilities (log space).",
+        "'unconditional': BCE on chain-rule probabilities (log space); "
+        "'mcloss': C-HMCNN's MCLoss through the max-constraint module.",
     )
     train: Literal["all", "head"] = Field("all", description="'head': freeze everything but the last layer.")
     epochs: int = Field(..., ge=0, description="Epochs of this stage.")
@@ -128,8 +129,10 @@ class StageConfig(_Section):
 class TrainConfig(_Section):
     """The optimisation recipe (defaults sized for the synthetic data on a CPU)."""
 
-    method: Literal["flat", "ct"] = Field(
-        "ct", description="'flat': one stage on all labels; 'ct': conditional training in two stages."
+    method: Literal["flat", "ct", "chmcnn"] = Field(
+        "ct",
+        description="'flat': one stage on all labels; 'ct': conditional training in two stages; "
+        "'chmcnn': one stage with MCLoss, outputs made coherent by the max-constraint module (C-HMCNN).",
     )
     stages: list[StageConfig] | None = Field(
         None, description="Explicit stages; default: derived from method, epochs, lr and head_* fields."
@@ -173,6 +176,10 @@ class TrainConfig(_Section):
             return list(self.stages)
         if self.method == "flat":
             return [StageConfig(name="flat", subset="all", loss="bce", train="all", epochs=self.epochs, lr=self.lr)]
+        if self.method == "chmcnn":
+            return [
+                StageConfig(name="chmcnn", subset="all", loss="mcloss", train="all", epochs=self.epochs, lr=self.lr)
+            ]
         return [
             StageConfig(name="ct1", subset="conditional", loss="conditional", train="all", epochs=self.epochs, lr=self.lr),
             StageConfig(

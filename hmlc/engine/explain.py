@@ -226,6 +226,7 @@ def explain_image(
     a colour bar, and the label with its probability as the title.
     """
     from hmlc.chain_rule import log_chain_rule
+    from hmlc.max_constraint import MaxConstraint
     from hmlc.engine.inference import binary_logits
     from hmlc.engine.predictor import load_model, read_image_file
     from hmlc.models import to_model_input
@@ -253,6 +254,8 @@ def explain_image(
         logits = binary_logits(outputs.float(), bool(meta["multiclass"]))
         if meta["output"] == "conditional":
             return log_chain_rule(logits, loaded.graph, meta.get("combine", "product"))[0]
+        if meta["output"] == "max-constraint":  # log max_B sigmoid(x_B) = logsigmoid(max_B x_B)
+            return F.logsigmoid(MaxConstraint(loaded.graph).to(logits.device).propagate(logits))
         return F.logsigmoid(logits)
 
     backbone = getattr(loaded.model, "backbone", loaded.model)

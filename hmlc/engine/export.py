@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX or TorchScript: normalised images in, unconditional probabilities out.
 
 The exported graph is the backbone, the head and the step to probabilities
-(the chain rule for conditionally trained heads, else a sigmoid), so a user
+(the chain rule for conditionally trained heads, the max-constraint module for
+C-HMCNN heads, else a sigmoid), so a user
 needs no hmlc to run it. What it cannot hold as operators travels as metadata
 (JSON under the key ``hmlc``: ONNX ``metadata_props``, a TorchScript extra file
 ``hmlc.json``, and ``FILE.json`` next to the file): labels, hierarchy and its
@@ -62,21 +63,27 @@ class ProbabilityModel(nn.Module):
     def __init__(self, model: nn.Module, graph: LabelGraph, output: str, combine: str, multiclass: bool) -> None:
         super().__init__()
         from hmlc.chain_rule import ChainRule
+        from hmlc.max_constraint import MaxConstraint
 
-        if output not in ("conditional", "unconditional"):
-            raise CheckpointError(f"unknown output kind {output!r}; expected conditional or unconditional")
+        if output not in ("conditional", "unconditional", "max-constraint"):
+            raise CheckpointError(
+                f"unknown output kind {output!r}; expected conditional, unconditional or max-constraint"
+            )
         self.model = model
         self.multiclass = multiclass
-        self.conditional = output == "conditional"
+        self.output = output
         self.chain_rule = ChainRule(graph, combine)
+        self.max_constraint = MaxConstraint(graph)
 
     def forward(self, image: Tensor) -> Tensor:
         """Probabilities (B, K) of a normalised batch (B, C, S, S)."""
         logits = self.model(image).float()
         if self.multiclass:
             logits = logits[..., 1] - logits[..., 0]
-        if self.conditional:
+        if self.output == "conditional":
             return self.chain_rule(logits)
+        if self.output == "max-constraint":
+            return self.max_constraint(logits)
         return torch.sigmoid(logits)
 
 

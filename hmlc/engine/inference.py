@@ -26,12 +26,17 @@ def binary_logits(outputs: torch.Tensor, multiclass: bool) -> torch.Tensor:
 def outputs_to_probabilities(
     outputs: torch.Tensor, graph: LabelGraph, output_kind: str, combine: str, multiclass: bool
 ) -> torch.Tensor:
-    """Unconditional probabilities: the chain rule for conditional outputs, else a sigmoid."""
+    """Unconditional probabilities: the chain rule for conditional outputs, the
+    max-constraint module for ``max-constraint`` outputs (C-HMCNN), else a sigmoid."""
     from hmlc.chain_rule import chain_rule
 
     logits = binary_logits(outputs.float(), multiclass)
     if output_kind == "conditional":
         return chain_rule(logits, graph, combine=combine)
+    if output_kind == "max-constraint":
+        from hmlc.max_constraint import max_constraint
+
+        return max_constraint(logits, graph)
     return torch.sigmoid(logits)
 
 

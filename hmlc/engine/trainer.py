@@ -23,12 +23,23 @@ from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardow
 from hmlc.errors import CheckpointError, ConfigError, DataError
 from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
 
-__all__ = ["Trainer", "TrainResult", "train", "output_kind", "random_hflip", "replicas_identical"]
+__all__ = ["Trainer", "TrainResult", "train", "output_kind", "check_stages", "random_hflip", "replicas_identical"]
 
 
 def output_kind(stage: StageConfig) -> str:
-    """What a stage's outputs mean: 'unconditional' for plain BCE, else 'conditional'."""
+    """What a stage's outputs mean: 'unconditional' for plain BCE, 'max-constraint' for MCLoss, else 'conditional'."""
+    if stage.loss == "mcloss":
+        return "max-constraint"
     return "unconditional" if stage.loss == "bce" else "conditional"
+
+
+def check_stages(stages: list[StageConfig], multiclass: bool) -> None:
+    """Refuse stage settings the data cannot train (before the run directory exists)."""
+    if multiclass and any(stage.loss == "mcloss" for stage in stages):
+        raise ConfigError(
+            "train.method=chmcnn (loss 'mcloss') needs one sigmoid output per label, but the policy "
+            "u-multiclass gives 3-way heads; choose another uncertainty policy or another method"
+        )
 
 
 @dataclass
@@ -122,6 +133,10 @@ class Trainer:
         from hmlc.chain_rule import masked_bce_with_logits, multiclass_ce, unconditional_bce
 
         out = out.float()
+        if stage.loss == "mcloss":
+            from hmlc.max_constraint import mc_loss
+
+            return mc_loss(out, t, w, self.graph)
         if stage.loss == "unconditional":
             if self.data.multiclass:
                 w = w * (t != 2)
@@ -568,8 +583,9 @@ def train(
         # Everything a user can get wrong is checked before the run directory exists.
         data = prepare_experiment(config)
         if len(data.train) == 0:
-            raise DataError(f"split {config.data.train_split!r} of dataset {config.data.dataset!r} holds no image; "
+            raise DataError(f"split {config.data.train_split!r} of dataset {config.data.dataset!r} holds no sample; "
                             "check data.train_split, data.limit and the labels file")
+        check_stages(config.train.resolved_stages(), data.multiclass)
         if resume is None:
             name = config.output.name or RunDirectory.default_name(config.data.dataset, config.train.method)
             parent = Path(run_dir) if run_dir else config.output.dir

@@ -17,7 +17,7 @@ import numpy as np
 
 from hmlc.errors import HierarchyError
 
-__all__ = ["LabelGraph", "ClosureResult"]
+__all__ = ["LabelGraph", "ClosureResult", "LevelGroup"]
 
 
 class ClosureResult(NamedTuple):
@@ -25,6 +25,20 @@ class ClosureResult(NamedTuple):
 
     codes: np.ndarray
     changed: dict[str, int]
+
+
+class LevelGroup(NamedTuple):
+    """Labels that can be updated together from labels already final.
+
+    ``targets`` (L,) are output indices; ``sources`` (L, W) the output indices
+    each target reads (its parents, or its children). In
+    :attr:`LabelGraph.parent_groups` every target has exactly W sources; in
+    :attr:`LabelGraph.child_groups` a target with fewer repeats its first
+    source, which idempotent reductions (max, min, any) do not notice.
+    """
+
+    targets: np.ndarray
+    sources: np.ndarray
 
 
 class LabelGraph:
@@ -79,10 +93,10 @@ class LabelGraph:
         graph = nx.DiGraph()
         graph.add_nodes_from(labels)
         graph.add_edges_from(unique_edges)
-        try:
+        cycle = None
+        # find_cycle alone is quadratic on long chains; look for the cycle only when there is one.
+        if not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            cycle = None
         if cycle:
             path = " -> ".join([cycle[0][0]] + [v for _, v in cycle])
             raise HierarchyError(f"{where} has a cycle: {path}; a label cannot imply itself")
@@ -187,6 +201,58 @@ class LabelGraph:
         return max(self._depths.values())
 
     @cached_property
+    def _heights(self) -> dict[str, int]:
+        """Length of the longest path from each label down to a leaf (leaves: 0)."""
+        heights: dict[str, int] = {}
+        for label in reversed(self.topological_order):
+            kids = list(self._graph.successors(label))
+            heights[label] = 1 + max(heights[c] for c in kids) if kids else 0
+        return heights
+
+    @cached_property
+    def parent_groups(self) -> tuple[LevelGroup, ...]:
+        """Non-root labels with their parents, in an order where every parent is final first.
+
+        Labels of equal depth form a level; a level is split by number of
+        parents, so no row is padded. Walking the groups in order visits the
+        DAG top-down without recursion.
+        """
+        return self._groups(self._depths, self.parent_indices, exact=True)
+
+    @cached_property
+    def child_groups(self) -> tuple[LevelGroup, ...]:
+        """Non-leaf labels with their children, in an order where every child is final first.
+
+        The bottom-up counterpart of :attr:`parent_groups` (levels by height);
+        a level is split by number of children rounded up to a power of two
+        (children can be many), shorter rows repeating their first child.
+        """
+        children: list[list[int]] = [[] for _ in self._labels]
+        for p, c in self.edge_indices:
+            children[p].append(int(c))
+        return self._groups(self._heights, tuple(tuple(sorted(c)) for c in children), exact=False)
+
+    def _groups(
+        self, level: dict[str, int], sources: tuple[tuple[int, ...], ...], exact: bool
+    ) -> tuple[LevelGroup, ...]:
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for label, d in level.items():
+            k = self._index[label]
+            if d:
+                n = len(sources[k])
+                width = n if exact else 1 << (n - 1).bit_length()  # next power of two
+                buckets.setdefault((d, width), []).append(k)
+        groups = []
+        for (_, width), targets in sorted(buckets.items()):
+            targets.sort()
+            block = np.empty((len(targets), width), dtype=np.int64)
+            for row, k in enumerate(targets):
+                block[row] = sources[k][0]
+                block[row, : len(sources[k])] = sources[k]
+            groups.append(LevelGroup(np.asarray(targets, dtype=np.int64), block))
+        return tuple(groups)
+
+    @cached_property
     def topological_order(self) -> tuple[str, ...]:
         """Parents before children; ties broken by the output order."""
         return tuple(nx.lexicographical_topological_sort(self._graph, key=self._index.__getitem__))
@@ -206,6 +272,15 @@ class LabelGraph:
         return tuple(tuple(self._index[p] for p in self.parents(l)) for l in self._labels)
 
     @cached_property
+    def padded_parent_indices(self) -> np.ndarray:
+        """(K, P) parents of each output index, padded with ``len(self)``; P = max parents (at least 1)."""
+        width = max(1, max(len(p) for p in self.parent_indices))
+        out = np.full((len(self), width), len(self), dtype=np.int64)
+        for k, ps in enumerate(self.parent_indices):
+            out[k, : len(ps)] = ps
+        return out
+
+    @cached_property
     def edge_indices(self) -> np.ndarray:
         """(E, 2) array of (parent index, child index)."""
         return np.array([(self._index[p], self._index[c]) for p, c in self._edges], dtype=np.int64).reshape(-1, 2)
@@ -221,12 +296,13 @@ class LabelGraph:
     @cached_property
     def ancestor_matrix(self) -> np.ndarray:
         """(K, K) bool matrix, ``M[a, d]`` true when a is a proper ancestor of d."""
-        m = np.zeros((len(self), len(self)), dtype=bool)
-        for label in self._labels:
-            d = self._index[label]
-            for a in nx.ancestors(self._graph, label):
-                m[self._index[a], d] = True
-        return m
+        k = len(self)
+        # Row d of `up` holds the ancestors of d and, in column d, d itself.
+        up = np.eye(k, dtype=bool)
+        for group in self.parent_groups:
+            up[group.targets] |= up[group.sources].any(axis=1)
+        up[np.arange(k), np.arange(k)] = False
+        return np.ascontiguousarray(up.T)
 
     # ------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
@@ -262,23 +338,26 @@ class LabelGraph:
             raise HierarchyError(
                 f"closure expects codes of shape (N, {len(self)}) for {len(self)} labels, got {codes.shape}"
             )
-        out = codes.astype(np.float32, copy=True)
-        pos = out == 1
-        # One pass in reverse topological order carries a positive to every ancestor.
-        for c in self.topological_indices[::-1]:
-            for p in self.parent_indices[c]:
-                pos[:, p] |= pos[:, c]
-        out[pos] = 1
+        # Label-major (K, N) throughout: each level is a few row operations.
+        rows = np.array(codes.T, dtype=np.float32, order="C", copy=True)  # never a view of the caller's codes
+        pos = self._spread(rows == 1, self.child_groups)  # a positive reaches every ancestor
+        changes = pos & (rows != 1)  # NaN != 1 too: a blank made positive is a change
+        rows[changes] = 1
         if negative_down:
-            neg = out == 0
-            for c in self.topological_indices:
-                for p in self.parent_indices[c]:
-                    neg[:, c] |= neg[:, p]
-            out[neg & ~pos] = 0
-        before = codes.astype(np.float32)
-        diff = ~((out == before) | (np.isnan(out) & np.isnan(before)))
-        changed = {label: int(n) for label, n in zip(self._labels, diff.sum(axis=0))}
-        return ClosureResult(out, changed)
+            neg = self._spread(rows == 0, self.parent_groups)  # a negative reaches every descendant
+            lowered = neg & ~pos & (rows != 0)
+            rows[lowered] = 0
+            changes |= lowered
+        counts = np.count_nonzero(changes, axis=1)
+        out = np.ascontiguousarray(rows.T)
+        return ClosureResult(out, {label: int(n) for label, n in zip(self._labels, counts)})
+
+    @staticmethod
+    def _spread(rows: np.ndarray, groups: tuple[LevelGroup, ...]) -> np.ndarray:
+        """Label-major (K, N) flags OR-ed over the sources of each group, level by level, in place."""
+        for targets, sources in groups:
+            rows[targets] |= rows[sources[:, 0]] if sources.shape[1] == 1 else rows[sources].any(axis=1)
+        return rows
 
     def coherence_violations(self, codes: np.ndarray) -> np.ndarray:
         """Per sample, the number of edges whose child is positive but parent is not."""
@@ -306,8 +385,10 @@ class LabelGraph:
         """An indented tree; a label under several parents is expanded once."""
         lines: list[str] = []
         expanded: set[str] = set()
-
-        def walk(label: str, prefix: str, last: bool, top: bool) -> None:
+        # Depth-first with an explicit stack (a hierarchy may be deeper than Python's recursion limit).
+        stack: list[tuple[str, str, bool, bool]] = [(root, "", True, True) for root in reversed(self.roots)]
+        while stack:
+            label, prefix, last, top = stack.pop()
             branch = "" if top else ("└── " if last else "├── ")
             kids = self.children(label)
             parents = self.parents(label)
@@ -316,13 +397,10 @@ class LabelGraph:
                 note = "  (parents: " + ", ".join(parents) + ")"
             if label in expanded and kids:
                 lines.append(f"{prefix}{branch}{label}{note}  [see above]")
-                return
+                continue
             lines.append(f"{prefix}{branch}{label}{note}")
             expanded.add(label)
             child_prefix = prefix if top else prefix + ("    " if last else "│   ")
-            for i, kid in enumerate(kids):
-                walk(kid, child_prefix, i == len(kids) - 1, False)
-
-        for root in self.roots:
-            walk(root, "", True, True)
+            for i in range(len(kids) - 1, -1, -1):
+                stack.append((kids[i], child_prefix, i == len(kids) - 1, False))
         return "\n".join(lines) + "\n"

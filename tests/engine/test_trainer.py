@@ -86,6 +86,40 @@ def test_u_multiclass_trains_a_three_way_head(tmp_path):
     assert json.loads((run / "checkpoints" / "last" / "meta.json").read_text())["metadata"]["multiclass"] is True
 
 
+def test_chmcnn_trains_with_mcloss_and_predicts_coherent_probabilities(tmp_path):
+    run = _train(tmp_path, "train.method=chmcnn", "train.epochs=3", "train.lr=0.01")
+    rows = _rows(run)
+    assert [r["stage"] for r in rows] == ["chmcnn"] * 3
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # MCLoss goes down
+    meta = json.loads((run / "checkpoints" / "last" / "meta.json").read_text())["metadata"]
+    assert meta["output"] == "max-constraint" and meta["stage"] == "chmcnn"
+    from hmlc.engine.predictor import load_model
+
+    loaded = load_model(run)
+    x = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p = loaded.probabilities(x)
+        f = torch.sigmoid(loaded.model(x))
+    # Coherent on every edge, and each label is the max of its own and its descendants' sigmoids.
+    for parent, child in loaded.graph.edge_indices:
+        assert (p[:, parent] >= p[:, child]).all()
+    for label in loaded.graph.labels:
+        k = loaded.graph.index(label)
+        family = [k] + [loaded.graph.index(d) for d in loaded.graph.descendants(label)]
+        torch.testing.assert_close(p[:, k], f[:, family].amax(1))
+    results = json.loads((run / "results.json").read_text())
+    assert 0.5 < results["final_mean_auc"] <= 1.0
+
+
+def test_chmcnn_with_u_multiclass_is_refused_before_the_run_starts(tmp_path, capsys):
+    args = ["--set", "train.method=chmcnn", "--set", "policy.default=u-multiclass"]
+    assert main(["train", "--out", str(tmp_path), *sets(), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("hmlc: error:")
+    assert "chmcnn" in err and "u-multiclass" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("stop_after", [1, 2])
 def test_resumed_run_ends_with_the_same_weights(tmp_path, stop_after, capsys):
     # Dropout makes the result depend on the restored random state too.

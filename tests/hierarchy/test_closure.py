@@ -128,12 +128,17 @@ def test_negative_down_makes_descendants_negative_unless_positive(tree: LabelGra
     assert down.changed == {"EC": 0, "CM": 1, "LO": 1, "Edema": 1, "Cons": 2, "Pneu": 1, "X": 1}
 
 
-def test_closure_does_not_modify_its_input(tree: LabelGraph) -> None:
-    codes = np.full((2, 7), NAN)
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_closure_does_not_modify_its_input(tree: LabelGraph, order: str, dtype: type) -> None:
+    # Column-major float32 codes (a transposed table) once came back modified in place.
+    codes = np.full((2, 7), NAN, dtype=dtype, order=order)
     codes[:, 1] = 1
+    codes[0, 0] = 0
     before = codes.copy()
-    tree.closure(codes, negative_down=True)
+    out = tree.closure(codes, negative_down=True).codes
     np.testing.assert_array_equal(codes, before)
+    assert not np.shares_memory(out, codes)
 
 
 def test_closure_rejects_codes_of_the_wrong_shape(tree: LabelGraph) -> None:

@@ -264,3 +264,48 @@ def test_to_dot_has_every_label_and_edge(dag: LabelGraph) -> None:
 def test_to_dot_escapes_quotes() -> None:
     g = LabelGraph(['say "hi"', "b"], [('say "hi"', "b")])
     assert '"say \\"hi\\"" -> "b";' in g.to_dot()
+
+
+# ------------------------------------------------------------ deep hierarchies
+DEEP = 5000  # far beyond Python's default recursion limit (1000)
+
+
+@pytest.fixture(scope="module")
+def chain() -> LabelGraph:
+    """A 5,000-deep chain c0 -> c1 -> ... with labels listed leaf first, plus one side leaf."""
+    labels = [f"c{i}" for i in reversed(range(DEEP))] + ["side"]
+    return LabelGraph(labels, [(f"c{i}", f"c{i + 1}") for i in range(DEEP - 1)] + [("c0", "side")])
+
+
+def test_a_5000_deep_chain_walks_without_recursion(chain: LabelGraph) -> None:
+    leaf = f"c{DEEP - 1}"
+    assert chain.depth(leaf) == DEEP - 1 and chain.max_depth == DEEP - 1
+    assert chain.roots == ("c0",) and set(chain.leaves) == {leaf, "side"}
+    assert len(chain.ancestors(leaf)) == DEEP - 1 and len(chain.descendants("c0")) == DEEP
+    assert chain.topological_order[:2] == ("c0", "c1")
+    lines = chain.to_text().splitlines()
+    assert len(lines) == DEEP + 1 and lines[0] == "c0" and lines[-1].strip().endswith("side")
+    assert lines[DEEP - 1].endswith(f"└── {leaf}")
+    assert LabelGraph.from_dict(chain.to_dict()) == chain
+    assert chain.to_json() and chain.to_dot() and len(chain.content_hash) == 64
+    m = chain.ancestor_matrix
+    assert m.sum() == DEEP * (DEEP - 1) // 2 + 1  # every c_i above every c_j (i < j), and c0 above side
+    assert len(chain.parent_groups) == DEEP - 1 and len(chain.child_groups) == DEEP - 1
+    codes = np.full((2, len(chain)), np.nan, dtype=np.float32)
+    codes[0, chain.index(leaf)] = 1
+    codes[1, chain.index("c0")] = 0
+    out = chain.closure(codes, negative_down=True).codes
+    assert (out[0, : DEEP] == 1).all() and np.isnan(out[0, DEEP])  # positives up; side untouched
+    assert (out[1] == 0).all()  # a negative root: everything below negative
+
+
+def test_level_groups_cover_every_edge_once_in_dependency_order(dag: LabelGraph) -> None:
+    for groups, edge_of in ((dag.parent_groups, lambda t, s: (s, t)), (dag.child_groups, lambda t, s: (t, s))):
+        seen_edges = set()
+        done = set(range(len(dag))) - {int(t) for g in groups for t in g.targets}
+        for group in groups:
+            for target, sources in zip(group.targets, group.sources, strict=True):
+                assert set(sources.tolist()) <= done  # everything read is final
+                seen_edges |= {edge_of(int(target), int(s)) for s in sources}
+            done |= set(group.targets.tolist())
+        assert seen_edges == {tuple(e) for e in dag.edge_indices.tolist()}

@@ -14,7 +14,7 @@ from hmlc.data.synthetic import SYNTHETIC_HIERARCHY, export_synthetic
 from hmlc.engine.export import load_torchscript, read_export_metadata
 from hmlc.engine.predictor import load_model
 
-from .conftest import IMAGE_SIZE, assert_one_line_error, checkpoint_metadata, run_hmlc
+from .conftest import IMAGE_SIZE, _train, assert_one_line_error, checkpoint_metadata, run_hmlc
 
 LABELS = list(SYNTHETIC_HIERARCHY.labels)
 
@@ -162,3 +162,41 @@ def test_predict_with_onnx_runtime_equals_torch(
         monkeypatch,
     )
     assert code == 0, err
+
+
+# ------------------------------------------------------- max-constraint (C-HMCNN)
+@pytest.fixture(scope="module")
+def chmcnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of train.method=chmcnn: outputs go through the max-constraint module."""
+    return _train(tmp_path_factory.mktemp("chmcnn"), "train.method=chmcnn")
+
+
+def _assert_coherent(p: np.ndarray) -> None:
+    for parent, child in SYNTHETIC_HIERARCHY.edge_indices:
+        assert (p[:, parent] >= p[:, child]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_max_constraint_exports_to_onnx_and_torchscript_equal_to_pytorch(chmcnn_run: Path, tmp_path: Path) -> None:
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+    import onnxruntime as ort
+
+    from hmlc.engine.export import export_checkpoint
+
+    assert checkpoint_metadata(chmcnn_run / "checkpoints" / "best")["output"] == "max-constraint"
+    onnx_path, meta = export_checkpoint(chmcnn_run, "onnx", tmp_path / "model.onnx")
+    ts_path, _ = export_checkpoint(chmcnn_run, "torchscript", tmp_path / "model.pt")
+    assert meta["model_output"] == "max-constraint"
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    module, _ = load_torchscript(ts_path)
+    for n in (1, 4, 9):
+        x = _random_input(n, seed=10 + n)
+        expected = _reference(chmcnn_run, x)
+        _assert_coherent(expected)
+        (got,) = session.run(None, {"image": x.numpy()})
+        np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+        _assert_coherent(got)
+        with torch.no_grad():
+            np.testing.assert_allclose(module(x).numpy(), expected, atol=1e-6, rtol=0)

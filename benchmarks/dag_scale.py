@@ -1,0 +1,220 @@
+"""The hierarchy core at DAG scale against straightforward per-label loops, same process.
+
+Times, on the Gene Ontology DAG of the HMC benchmarks (cellcycle_GO: 4,125
+labels, 5,824 edges, read from the ARFF header in ../shared/data when present,
+else a generated DAG of the same size) and on the 14-label CheXpert tree:
+
+- the chain rule (probabilities of conditional logits, product rule),
+- the max-constraint module (C-HMCNN),
+- label closure (positives up, negatives down),
+- the conditional masks of CT stage 1,
+
+each against a plain loop over labels in topological order computing the same
+thing, checks that both agree, and prints wall and CPU seconds and the ratio
+baseline / hmlc. On a machine shared with other work, CPU seconds are the
+steadier figure.
+
+    python benchmarks/dag_scale.py [--n 100000] [--n-tree 1000000] [--n-codes 20000] [--threads 1] [--repeat 3]
+                                   [--previous REV]
+
+``--previous REV`` also times the chain rule of hmlc/chain_rule.py as it was at git
+revision REV (e.g. 12961d2, before this benchmark), read with ``git show``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmlc.chain_rule import chain_rule
+from hmlc.conditional import conditional_mask
+from hmlc.hierarchy import LabelGraph, load_hierarchy
+from hmlc.max_constraint import max_constraint
+
+ROOT = Path(__file__).resolve().parents[1]
+CHEXPERT_TREE = ROOT / "plugins" / "chexpert" / "hmlc_chexpert" / "hierarchy.yaml"
+
+
+def _shared_data() -> Path | None:
+    for base in (ROOT.parent, ROOT.parent.parent):  # beside the repository, or beside a worktree folder
+        if (base / "shared" / "data").is_dir():
+            return base / "shared" / "data"
+    return None
+
+
+def go_graph() -> tuple[LabelGraph, str]:
+    """cellcycle_GO's DAG from its ARFF header (edges below `root`), or a generated one of the same size."""
+    data = _shared_data()
+    path = data / "hmc" / "GO" / "cellcycle_GO" / "cellcycle_GO.train.arff.gz" if data else None
+    if path is not None and path.is_file():
+        with gzip.open(path, "rt") as fh:
+            spec = next(line for line in fh if line.lower().startswith("@attribute class")).split()[-1]
+        edges = [tuple(e.split("/")) for e in spec.split(",")]
+        edges = [e for e in edges if e[0] != "root"]
+        labels = list(dict.fromkeys(label for e in edges for label in e))
+        return LabelGraph(labels, edges, name="cellcycle_GO"), f"cellcycle_GO from {path}"
+    return generated_dag(4125, 5824, roots=3, seed=0), "a generated DAG of the same size (cellcycle_GO not found)"
+
+
+def generated_dag(k: int, n_edges: int, roots: int, seed: int) -> LabelGraph:
+    """Labels 0..k-1 in topological order, one random earlier parent each, extra parents up to n_edges."""
+    rng = np.random.default_rng(seed)
+    edges = {(int(rng.integers(0, i)), i) for i in range(roots, k)}
+    while len(edges) < n_edges:
+        child = int(rng.integers(roots + 1, k))
+        edges.add((int(rng.integers(0, child)), child))
+    order = rng.permutation(k)  # output order unrelated to the topological one
+    return LabelGraph([f"L{i}" for i in order], [(f"L{p}", f"L{c}") for p, c in sorted(edges)], name="generated")
+
+
+# ------------------------------------------------------------- baselines
+def loop_chain_rule(logits: torch.Tensor, graph: LabelGraph) -> torch.Tensor:
+    """p(k) = sigmoid(x_k) * prod p(parents), one label at a time in topological order."""
+    p = torch.sigmoid(logits)
+    for k in graph.topological_indices:
+        parents = list(graph.parent_indices[k])
+        if parents:
+            p[:, k] *= p[:, parents].prod(1)
+    return p
+
+
+def loop_max_constraint(logits: torch.Tensor, graph: LabelGraph) -> torch.Tensor:
+    """h(k) = max(f_k, max h(children)), one label at a time in reverse topological order."""
+    h = torch.sigmoid(logits)
+    children: list[list[int]] = [[] for _ in graph.labels]
+    for p, c in graph.edge_indices:
+        children[p].append(int(c))
+    for k in graph.topological_indices[::-1]:
+        if children[k]:
+            h[:, k] = torch.maximum(h[:, k], h[:, children[k]].amax(1))
+    return h
+
+
+def loop_closure(graph: LabelGraph, codes: np.ndarray) -> np.ndarray:
+    """Positives up and negatives down, one edge at a time."""
+    out = codes.astype(np.float32, copy=True)
+    pos = out == 1
+    for c in graph.topological_indices[::-1]:
+        for p in graph.parent_indices[c]:
+            pos[:, p] |= pos[:, c]
+    out[pos] = 1
+    neg = out == 0
+    for c in graph.topological_indices:
+        for p in graph.parent_indices[c]:
+            neg[:, c] |= neg[:, p]
+    out[neg & ~pos] = 0
+    return out
+
+
+def loop_conditional_mask(graph: LabelGraph, codes: np.ndarray) -> np.ndarray:
+    positive = codes == 1
+    mask = np.ones(codes.shape, dtype=bool)
+    for k, parents in enumerate(graph.parent_indices):
+        if parents:
+            mask[:, k] = positive[:, list(parents)].all(axis=1)
+    return mask
+
+
+def previous_chain_rule(rev: str) -> Callable[[torch.Tensor, LabelGraph], torch.Tensor]:
+    """``chain_rule`` of hmlc/chain_rule.py at git revision ``rev``."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:hmlc/chain_rule.py"], check=True, capture_output=True, text=True
+    ).stdout
+    namespace: dict[str, Any] = {"__name__": f"chain_rule_at_{rev}"}
+    exec(compile(source, f"{rev}:hmlc/chain_rule.py", "exec"), namespace)  # noqa: S102 - our own history
+    return namespace["chain_rule"]
+
+
+# ------------------------------------------------------------- measuring
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """Best wall and CPU seconds over ``repeat`` calls, and the last result."""
+    best_wall = best_cpu = float("inf")
+    result = None
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        result = fn()
+        best_wall = min(best_wall, time.perf_counter() - w)
+        best_cpu = min(best_cpu, time.process_time() - c)
+    return best_wall, best_cpu, result
+
+
+def compare(
+    name: str, ours: Callable[[], Any], base: Callable[[], Any], repeat: int, target: float | None = None,
+    baseline: str = "loop",
+) -> None:
+    ours()  # warm-up: builds the cached modules
+    wall, cpu, got = timed(ours, repeat)
+    base_wall, base_cpu, expected = timed(base, 1)
+    if isinstance(got, torch.Tensor):
+        diff = float((got.double() - expected.double()).abs().max())
+    else:
+        diff = float(np.nanmax(np.abs(np.where(np.isnan(got), 0, got).astype(float) - np.where(np.isnan(expected), 0, expected).astype(float))))
+    goal = "" if target is None else f"  target < {target:g} s: {'met' if wall < target else 'NOT met'} (wall)"
+    print(
+        f"{name:<44} hmlc {wall:7.3f} s wall {cpu:7.3f} s cpu | {baseline} {base_wall:7.3f} s wall {base_cpu:7.3f} s cpu"
+        f" | ratio {base_wall / wall:6.1f}x wall {base_cpu / max(cpu, 1e-9):6.1f}x cpu | max diff {diff:.1e}{goal}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=100_000, help="samples on the GO DAG")
+    ap.add_argument("--n-tree", type=int, default=1_000_000, help="samples on the CheXpert tree")
+    ap.add_argument("--n-codes", type=int, default=20_000, help="label rows for closure and masks")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--repeat", type=int, default=3, help="calls of hmlc's version; the best counts")
+    ap.add_argument("--previous", metavar="REV", help="also compare the chain rule with its version at this git revision")
+    args = ap.parse_args()
+    previous = previous_chain_rule(args.previous) if args.previous else None
+    torch.set_num_threads(args.threads)
+    go, source = go_graph()
+    tree = load_hierarchy(CHEXPERT_TREE)
+    print(f"GO DAG: {source}: {len(go)} labels, {len(go.edges)} edges, depth {go.max_depth}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s)")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        x = torch.randn(args.n, len(go), generator=g) * 3
+        compare(f"chain rule, GO, {args.n} x {len(go)}", lambda: chain_rule(x, go), lambda: loop_chain_rule(x, go), args.repeat, 2.0)
+        if previous is not None:
+            compare(
+                f"chain rule, GO, {args.n} x {len(go)}", lambda: chain_rule(x, go), lambda: previous(x, go),
+                args.repeat, 2.0, baseline=args.previous,
+            )
+        compare(
+            f"max-constraint module, GO, {args.n} x {len(go)}",
+            lambda: max_constraint(x, go), lambda: loop_max_constraint(x, go), args.repeat,
+        )
+        del x
+        xt = torch.randn(args.n_tree, len(tree), generator=g) * 3
+        compare(
+            f"chain rule, CheXpert tree, {args.n_tree} x {len(tree)}",
+            lambda: chain_rule(xt, tree), lambda: loop_chain_rule(xt, tree), args.repeat, 0.1,
+        )
+        if previous is not None:
+            compare(
+                f"chain rule, CheXpert tree, {args.n_tree} x {len(tree)}", lambda: chain_rule(xt, tree),
+                lambda: previous(xt, tree), args.repeat, 0.1, baseline=args.previous,
+            )
+        del xt
+    rng = np.random.default_rng(0)
+    codes = rng.choice(np.array([1.0, 0.0, -1.0, np.nan], dtype=np.float32), size=(args.n_codes, len(go)), p=[0.02, 0.5, 0.03, 0.45])
+    compare(
+        f"closure (both ways), GO, {args.n_codes} x {len(go)}",
+        lambda: go.closure(codes, negative_down=True).codes, lambda: loop_closure(go, codes), args.repeat,
+    )
+    compare(
+        f"conditional mask, GO, {args.n_codes} x {len(go)}",
+        lambda: conditional_mask(go, codes), lambda: loop_conditional_mask(go, codes), args.repeat,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The max-constraint module and MCLoss of C-HMCNN (Giunchiglia & Lukasiewicz, NeurIPS 2020).
+
+A head trained this way outputs one logit per label, read as f_A = sigmoid(x_A).
+The max-constraint module (MCM) makes the outputs coherent by construction:
+
+    h_A = max_{B in D_A ∪ {A}} f_B            (D_A: the descendants of A)
+
+so h_parent >= h_child on every edge, exactly in floating point (max is exact).
+MCLoss trains the network through the MCM, per sample and label A:
+
+    -[ y_A ln(max_{B in D_A ∪ {A}} y_B f_B) + (1 - y_A) ln(1 - h_A) ]
+
+Both maxima are propagated over the DAG bottom-up, level by level (a label's
+value becomes the max of its own and its children's), never as a (B, K, K)
+tensor. The loss runs in log space: ln(1 - h_A) = logsigmoid(-max x_B) since
+sigmoid is increasing, and ln(y_B f_B) = ln y_B + logsigmoid(x_B), so it is
+finite for any finite logits. A descendant whose loss weight is zero (an
+ignored label) is never counted as positive evidence.
+"""
+
+# No `from __future__ import annotations`: TorchScript needs real annotations.
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hmlc.chain_rule import _float, _Levels, _sigmoid, _weighted_mean, in_chunks
+from hmlc.errors import ConfigError
+from hmlc.hierarchy.graph import LabelGraph
+
+__all__ = ["MaxConstraint", "max_constraint", "mc_loss"]
+
+
+class MaxConstraint(torch.nn.Module):
+    """Logits (..., K) -> coherent probabilities h_A = max over A and its descendants of sigmoid(x_B).
+
+    Holds no weights: the graph's structure lives in non-persistent buffers.
+    Traceable, scriptable and exportable to ONNX. Half-precision logits are
+    computed in float32.
+    """
+
+    def __init__(self, graph: LabelGraph) -> None:
+        super().__init__()
+        self.num_labels = len(graph)
+        self.levels = _Levels(len(graph), graph.child_groups)
+
+    def extra_repr(self) -> str:
+        return f"labels={self.num_labels}, groups={len(self.levels.widths)}"
+
+    @torch.jit.export
+    def propagate(self, values: Tensor) -> Tensor:
+        """(..., K) -> (..., K): each label's max over itself and its descendants."""
+        if values.shape[-1] != self.num_labels:
+            raise ValueError(f"max constraint expects {self.num_labels} columns, got shape {values.shape}")
+        return self.levels.values(self.levels.fold(self.levels.rows(values), 3), values)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        """Coherent probabilities (..., K): h_parent >= h_child on every edge."""
+        return self.propagate(_sigmoid(_float(logits)))
+
+
+@functools.lru_cache(maxsize=64)
+def _module(graph: LabelGraph, device: torch.device) -> MaxConstraint:
+    return MaxConstraint(graph).to(device)
+
+
+def _module_for(values: Tensor, graph: LabelGraph) -> MaxConstraint:
+    if values.shape[-1] != len(graph):
+        raise ConfigError(
+            f"max constraint: outputs have {values.shape[-1]} columns but the hierarchy has {len(graph)} labels; "
+            "the model head and the hierarchy must match"
+        )
+    return _module(graph, values.device)
+
+
+def max_constraint(logits: Tensor, graph: LabelGraph) -> Tensor:
+    """MCM probabilities (..., K) of logits (..., K): max of sigmoid over each label and its descendants."""
+    return in_chunks(_module_for(logits, graph), logits)
+
+
+def mc_loss(logits: Tensor, targets: Tensor, weights: Tensor, graph: LabelGraph) -> Tensor:
+    """MCLoss on logits (..., K), reduced like the other losses: sum(w * loss) / max(sum(w), eps).
+
+    ``targets`` may be soft (label smoothing): y_B f_B is then taken literally,
+    ln(y_B f_B) = ln y_B + ln f_B. Finite, with finite gradients, for finite logits.
+    """
+    module = _module_for(logits, graph)
+    x = _float(logits)
+    t = targets.to(x.dtype)
+    w = weights.to(x.dtype)
+    # ln(1 - max_B f_B) = logsigmoid(-max_B x_B): sigmoid is increasing.
+    log_not = F.logsigmoid(-module.propagate(x))
+    # ln max_B (y_B f_B) over known positives B; -inf where there is none.
+    evidence = (t > 0) & (w > 0)
+    log_yf = torch.log(torch.where(evidence, t, torch.ones_like(t))) + F.logsigmoid(x)
+    log_pos = module.propagate(torch.where(evidence, log_yf, torch.full_like(x, -math.inf)))
+    # Entries with y_A > 0 and weight 0 are masked out by the reduction anyway.
+    positive = torch.where(evidence, t * log_pos, torch.zeros_like(x))
+    return _weighted_mean(-(positive + (1 - t) * log_not), weights)
