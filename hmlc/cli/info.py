@@ -54,8 +54,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     show.add_argument("source", help="registered hierarchy name or a YAML/JSON/.py file")
     show.add_argument("--format", choices=("text", "json", "dot"), default="text")
     show.set_defaults(func=cmd_hierarchy_show)
-    check = hsub.add_parser("check", help="validate a hierarchy file (exit 0 valid, 2 invalid)")
+    check = hsub.add_parser(
+        "check",
+        help="validate a hierarchy and warn about repeats, conflicting codes, duplicate and redundant edges "
+        "(exit 0 valid, 2 invalid)",
+    )
     check.add_argument("source", help="YAML/JSON/.py file or registered name")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 2)")
     check.set_defaults(func=cmd_hierarchy_check)
 
     p = sub.add_parser("config", help="print the resolved configuration")
@@ -155,34 +160,56 @@ def _weights_status(found: Any) -> str:
     return "none published" if found.unpublished else ("found" if found.path else "missing")
 
 
-def _load_graph(source: str) -> Any:
+def _read_hierarchy(source: str) -> Any:
     from hmlc.plugins import get_host
 
-    return get_host().hierarchy(source)
+    return get_host().read_hierarchy(source)
+
+
+def _summary(graph: Any) -> str:
+    from hmlc.hierarchy.check import hierarchy_statistics
+
+    stats = hierarchy_statistics(graph)
+    return (
+        f"{stats['labels']} labels, {stats['edges']} edges, {stats['roots']} roots, {stats['leaves']} leaves, "
+        f"depth {stats['max_depth']}, {stats['labels_with_several_parents']} labels with several parents, "
+        f"hash {graph.content_hash[:12]}"
+    )
 
 
 def cmd_hierarchy_show(args: argparse.Namespace) -> int:
-    graph = _load_graph(args.source)
+    from hmlc.hierarchy.check import hierarchy_statistics
+
+    graph = _read_hierarchy(args.source).graph
     if args.format == "json":
-        print(graph.to_json())
+        shown = {"name": graph.name, "content_hash": graph.content_hash, "statistics": hierarchy_statistics(graph)}
+        print(json.dumps(shown | graph.to_dict(), indent=2, ensure_ascii=False))
     elif args.format == "dot":
         sys.stdout.write(graph.to_dot())
     else:
         sys.stdout.write(graph.to_text())
-        print(
-            f"\n{len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
-            f"{len(graph.leaves)} leaves, depth {graph.max_depth}, hash {graph.content_hash[:12]}"
-        )
+        print(f"\n{_summary(graph)}")
     return 0
 
 
 def cmd_hierarchy_check(args: argparse.Namespace) -> int:
-    graph = _load_graph(args.source)
-    multi = [l for l in graph.labels if len(graph.parents(l)) > 1]
-    print(
-        f"ok: {args.source}: {len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
-        f"depth {graph.max_depth}, {len(multi)} labels with several parents, hash {graph.content_hash[:12]}"
-    )
+    from hmlc.errors import HierarchyError
+    from hmlc.hierarchy.check import check_hierarchy
+
+    reading = _read_hierarchy(args.source)
+    warnings = check_hierarchy(reading)
+    for warning in warnings:
+        print(f"warning: {warning.message}")
+    if not warnings:
+        print(f"ok: {args.source}: {_summary(reading.graph)}")
+        return 0
+    kinds = ", ".join(f"{w.count} {w.kind}" for w in warnings)
+    print(f"loaded with warnings ({kinds}): {args.source}: {_summary(reading.graph)}")
+    if args.strict:
+        raise HierarchyError(
+            f"hierarchy {args.source} has {len(warnings)} kind(s) of warning ({kinds}) and --strict was given; "
+            "fix them (docs/hierarchies.md says how) or drop --strict"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from hmlc.plugins.registry import KINDS, Registry, describe
 if TYPE_CHECKING:
     from hmlc.data.datasets import DatasetReader
     from hmlc.hierarchy import LabelGraph
+    from hmlc.hierarchy.io import HierarchyReading
     from hmlc.models import BackboneSpec
     from hmlc.policies import UncertaintyPolicy
 
@@ -67,29 +69,32 @@ class PluginHost:
     # ------------------------------------------------------------ accessors
     def hierarchy(self, name_or_path: str | Path) -> LabelGraph:
         """A registered hierarchy by name, else a hierarchy file (YAML/JSON/.py)."""
-        from hmlc.hierarchy import load_hierarchy
+        key = str(name_or_path)
+        if key not in self._hierarchy_cache:
+            self._hierarchy_cache[key] = self.read_hierarchy(key).graph
+        return self._hierarchy_cache[key]
+
+    def read_hierarchy(self, name_or_path: str | Path) -> HierarchyReading:
+        """Like :meth:`hierarchy`, with what its source wrote place by place (``hmlc hierarchy check``)."""
+        from hmlc.hierarchy.io import read_hierarchy
 
         key = str(name_or_path)
-        if key in self._hierarchy_cache:
-            return self._hierarchy_cache[key]
         path = Path(key)
-        if path.suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") and path.is_file():
-            graph = load_hierarchy(key)  # a file: no need to load every plugin's hierarchies
-            self._hierarchy_cache[key] = graph
-            return graph
+        is_file_name = path.suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt")
+        if is_file_name and path.is_file():
+            return read_hierarchy(key)  # a file: no need to load every plugin's hierarchies
         registry = self.registry("hierarchies")
         if key in registry:
-            graph = load_hierarchy(registry.get(key), name=key)
-            if graph.name != key:
+            reading = read_hierarchy(registry.get(key), name=key)
+            if reading.graph.name != key:
                 from hmlc.hierarchy import LabelGraph
 
-                graph = LabelGraph(graph.labels, graph.edges, name=key)
-        elif Path(key).suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") or Path(key).exists():
-            graph = load_hierarchy(key)
-        else:
-            raise PluginError(registry.unknown_message(key) + "; or give a hierarchy file path")
-        self._hierarchy_cache[key] = graph
-        return graph
+                graph = LabelGraph(reading.graph.labels, reading.graph.edges, name=key)
+                reading = dataclasses.replace(reading, graph=graph)
+            return reading
+        if is_file_name or path.exists():
+            return read_hierarchy(key)
+        raise PluginError(registry.unknown_message(key) + "; or give a hierarchy file path")
 
     def dataset(self, name: str) -> DatasetReader:
         return self.registry("datasets").get(name)
