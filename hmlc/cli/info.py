@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any
 
-from hmlc.cli.render import print_table
+from hmlc.cli.render import format_table, print_table
 from hmlc.errors import HmlcError
 
 __all__ = ["add_parsers"]
@@ -98,10 +99,25 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for item in info:
-        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in item["registers"].items())
+        regs = "; ".join(
+            f"{k}: {', '.join(v[:3])}" + (f" +{len(v) - 3} more" if len(v) > 3 else "")
+            for k, v in item["registers"].items()
+        )
+        if item["error"]:
+            regs = f"BROKEN: {item['error']}" + (f" (still registers {regs})" if regs else "")
         rows.append([item["name"], item["version"], item["distribution"], regs or "-"])
-    print_table(["plugin", "version", "distribution", "registers"], rows)
+    table = format_table(["plugin", "version", "distribution", "registers"], rows)
+    sys.stdout.write(fit_to_terminal(table))
     return 0
+
+
+def fit_to_terminal(text: str, default_width: int = 100) -> str:
+    """Cut every line longer than the terminal (``$COLUMNS``; ``default_width`` when not a terminal) with ``…``."""
+    width = max(20, shutil.get_terminal_size((default_width, 24)).columns)
+    return "".join(
+        line if len(line) <= width else line[: width - 1] + "…\n"
+        for line in (part + "\n" for part in text.splitlines())
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -38,12 +39,13 @@ class Registry(Generic[T]):
     up an unknown name is an error listing the known names.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, failures: Callable[[], dict[str, str]] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown registry kind {kind!r}")
         self.kind = kind
         self.singular = KINDS[kind][1]
         self._entries: dict[str, RegistryEntry[T]] = {}
+        self._failures = failures or dict
 
     def add(self, name: str, obj: T, plugin: str) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -68,9 +70,14 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._entries)) or "none"
+        failed = self._failures()
+        broken = (
+            "; it may come from a plugin that failed: " + "; ".join(f"{p} ({e})" for p, e in failed.items())
+            if failed else ""
+        )
         return (
             f"unknown {self.singular} {name!r}; available: {known} "
-            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed)"
+            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed){broken}"
         )
 
     def __contains__(self, name: object) -> bool:
