@@ -124,15 +124,40 @@ def cmd_list(args: argparse.Namespace) -> int:
     from hmlc.plugins import get_host
 
     kind = resolve_kind(args.kind)
-    items = get_host().listing(kind, args.pattern)
+    host = get_host()
+    items = host.listing(kind, args.pattern)
+    if kind == "label_maps":
+        items = [_label_map_item(host, item) for item in items]
     if args.json:
         print(json.dumps(items, indent=2))
         return 0
     if not items:
         print(f"no {kind} match" + (f" {args.pattern!r}" if args.pattern else ""), file=sys.stderr)
         return 0
+    if kind == "label_maps":
+        print_table(
+            ["name", "plugin", "source -> target", "labels", "combine", "description"],
+            [[i["name"], i["plugin"], f"{i['source']} -> {i['target']}", i["labels"], i["combine"], i["description"]]
+             for i in items],
+        )
+        return 0
     print_table(["name", "plugin", "description"], [[i["name"], i["plugin"], i["description"]] for i in items])
     return 0
+
+
+def _label_map_item(host: Any, item: dict[str, str]) -> dict[str, Any]:
+    """A listing entry of a label map with its source, target, combine rule and number of mapped labels."""
+    from hmlc.labelmaps import label_map_from_dict
+
+    entry = host.registry("label_maps").entry(item["name"])
+    try:
+        label_map = label_map_from_dict(entry.name, entry.obj, entry.plugin)
+    except HmlcError as exc:
+        return item | {"source": "?", "target": "?", "labels": 0, "combine": "?", "description": f"INVALID: {exc}"}
+    return item | {
+        "source": label_map.source, "target": label_map.target, "labels": len(label_map.labels),
+        "combine": label_map.combine,
+    }
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
