@@ -13,7 +13,7 @@ import pluggy
 
 from hmlc.errors import HmlcError, PluginError
 from hmlc.plugins.manager import BUILTIN_PLUGIN, PluginRecord, get_plugin_manager
-from hmlc.plugins.registry import KINDS, Registry, describe
+from hmlc.plugins.registry import KINDS, Registry, describe, read_yaml_mapping
 
 if TYPE_CHECKING:
     from hmlc.data.datasets import DatasetReader
@@ -162,12 +162,14 @@ class PluginHost:
             raise PluginError(f"preprocessor {name!r} does not accept parameters {params}: {exc}") from None
 
     def preset(self, name: str) -> dict[str, Any]:
-        """A preset as a configuration dict (YAML files are read here)."""
-        from hmlc.config import read_config_file
+        """A preset as a configuration dict (YAML files are read here).
 
+        The host reads preset files itself and never imports :mod:`hmlc.config`:
+        configuration loading asks the host for presets, not the other way round.
+        """
         preset = self.registry("presets").get(name)
         if isinstance(preset, (str, Path)):
-            preset = read_config_file(Path(preset))
+            preset = read_yaml_mapping(Path(preset), f"preset {name!r} file")
         if callable(preset):
             preset = preset()
         if not isinstance(preset, dict):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from hmlc.errors import PluginError
 
-__all__ = ["Registry", "RegistryEntry", "KINDS"]
+__all__ = ["Registry", "RegistryEntry", "KINDS", "read_yaml_mapping"]
 
 T = TypeVar("T")
 
@@ -103,23 +104,39 @@ class Registry(Generic[T]):
         return out
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file a plugin registered (a preset) as a dict; a :class:`PluginError` naming ``what`` otherwise."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PluginError(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PluginError(f"{what} {path} is not valid YAML: {getattr(exc, 'problem', exc)}{line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PluginError(f"{what} {path} must hold a mapping at the top level, not a {type(data).__name__}")
+    return data
+
+
 def describe(obj: Any) -> str:
     """A one-line description of a registered object, for listings."""
     import inspect
-    from pathlib import Path
 
     if isinstance(obj, (str, Path)):
         text = f"from {obj}"
         path = Path(obj)
         if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
             # A preset file may describe itself; hierarchy files name their source.
-            import yaml
-
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
-                data = None
-            if isinstance(data, dict) and isinstance(data.get("description"), str):
+                data = read_yaml_mapping(path, "file")
+            except PluginError:
+                data = {}
+            if isinstance(data.get("description"), str):
                 text = data["description"]
     elif isinstance(obj, dict):
         text = obj.get("description", "")

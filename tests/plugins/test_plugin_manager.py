@@ -574,3 +574,36 @@ def test_import_hmlc_loads_no_plugin_and_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------- config is told, not asked
+def test_the_plugin_machinery_does_not_import_config() -> None:
+    """hmlc.config asks the host for presets; the host reads preset files itself (no import cycle)."""
+    import ast
+
+    for module in ("__init__", "host", "manager", "registry", "hookspecs"):
+        tree = ast.parse((ROOT / "hmlc" / "plugins" / f"{module}.py").read_text())
+        imported = [
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ]
+        assert not [name for name in imported if name and name.startswith("hmlc.config")], module
+
+
+def test_a_preset_registered_as_a_yaml_file_is_read_by_the_host(site: FakeSite, tmp_path: Path) -> None:
+    good = tmp_path / "quick.yaml"
+    good.write_text("description: quick\ntrain:\n  epochs: 2\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n")
+    site.plugin("files", hmlc_register_presets=registering(("f/good", good), ("f/bad", bad), ("f/list", listed)))
+    host = get_host()
+    assert host.preset("f/good") == {"train": {"epochs": 2}}
+    assert {e["name"]: e["description"] for e in host.listing("presets", "f/*")}["f/good"] == "quick"
+    with pytest.raises(PluginError, match=r"preset 'f/bad' file .*bad.yaml is not valid YAML: .*\(line \d+\)"):
+        host.preset("f/bad")
+    with pytest.raises(PluginError, match=r"preset 'f/list' file .*must hold a mapping"):
+        host.preset("f/list")
