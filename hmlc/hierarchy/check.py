@@ -111,7 +111,7 @@ def _conflicting_codes(places: dict[str, list[WrittenNode]]) -> HierarchyWarning
             items.append(f"{label} ({shown})")
     return _warning(
         "conflicting-codes", items, "label with different codes", "labels with different codes",
-        "they were merged into one label; give each meaning its own label or keep one code",
+        "each was merged into one label; give each meaning its own label or keep one code",
     )
 
 
@@ -148,7 +148,7 @@ def _redundant_edges(graph: LabelGraph) -> HierarchyWarning | None:
     return _warning(
         "redundant-edges", items, "redundant edge (the child is also reached through another path)",
         "redundant edges (the child is also reached through another path)",
-        "they change nothing; delete them to keep the file readable",
+        "such edges change nothing; delete them to keep the file readable",
     )
 
 
