@@ -137,14 +137,18 @@ def _redundant_edges(graph: LabelGraph) -> HierarchyWarning | None:
     for p, c in graph.edge_indices.tolist():
         children.setdefault(p, []).append(c)
     labels = graph.labels
-    items = []
-    for p, c in graph.edge_indices.tolist():
-        # c is reached another way iff it is a proper descendant of one of p's children.
-        others = [q for q in children[p] if q != c]
-        if others:
-            via = np.flatnonzero(below[others, c])
-            if len(via):
-                items.append(f"{labels[p]} -> {labels[c]} (also via {labels[others[via[0]]]})")
+    found: dict[tuple[int, int], int] = {}
+    for p, kids in children.items():
+        rows = below[np.array(kids)]
+        # A child of p is reached another way iff it lies below one of p's children
+        # (never below itself: the graph has no cycle). One pass over p's children.
+        for c in np.flatnonzero(rows.any(axis=0)[kids]):
+            found[(p, kids[c])] = kids[int(np.flatnonzero(rows[:, kids[c]])[0])]
+    items = [
+        f"{labels[p]} -> {labels[c]} (also via {labels[found[(p, c)]]})"
+        for p, c in graph.edge_indices.tolist()
+        if (p, c) in found
+    ]
     return _warning(
         "redundant-edges", items, "redundant edge (the child is also reached through another path)",
         "redundant edges (the child is also reached through another path)",
