@@ -281,7 +281,7 @@ def test_predict_with_a_label_map_writes_the_target_labels(
               "--set", "data.params.n_valid=8", "--device", "cpu"]
     assert run([*common, "--out", plain], capsys)[0] == 0
     reset_host()
-    get_host().pm.register(MapsPlugin({"syn": synthetic_to_tgt}), name="maps")
+    get_host().pm.register(MapsPlugin({"syn": synthetic_to_tgt, "src-map": SRC_TO_TGT}), name="maps")
     code, out, err = run([*common, "--out", mapped, "--label-map", "syn"], capsys)
     assert code == 0, err
     p, q = pd.read_csv(plain), pd.read_csv(mapped)

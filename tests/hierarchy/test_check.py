@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -192,6 +194,21 @@ def test_strict_on_a_clean_file_is_ok(tmp_path: Path, capsys: pytest.CaptureFixt
     code, out, err = run(["hierarchy", "check", "--strict", str(write(tmp_path, "c.yaml", CLEAN))], capsys)
     assert code == 0, err
     assert out.startswith("ok: ")
+
+
+def test_cli_checks_a_registered_hierarchy_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from hmlc.plugins import get_host, hookimpl
+
+    class Trees:
+        @hookimpl
+        def hmlc_register_hierarchies(self, register: Callable[[str, Any], None]) -> None:
+            register("dup-tree", yaml.safe_load(FILES["duplicate-edges"]))
+
+    get_host().pm.register(Trees(), name="trees")
+    code, out, err = run(["hierarchy", "check", "dup-tree"], capsys)
+    assert code == 0, err
+    assert "warning: 1 duplicate edge: finding -> effusion" in out
+    assert out.splitlines()[-1].startswith("loaded with warnings (1 repeated-terms, 1 duplicate-edges): dup-tree: ")
 
 
 # ---------------------------------------------------------------- PadChest

@@ -472,6 +472,29 @@ def test_plugin_whose_hook_raises_is_left_out_of_that_kind_only(
     assert info["fragile"]["registers"] == {"hierarchies": ["fragile-tree"]}
 
 
+def test_cli_plugins_shows_a_plugin_whose_hook_raises(
+    site: FakeSite, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hmlc.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def explode(register: Callable[[str, Any], None]) -> None:
+        raise ValueError("no such catalogue")
+
+    site.plugin("fragile", hmlc_register_backbones=explode,
+                hmlc_register_hierarchies=registering(("fragile-tree", ACME_TREE)))
+    assert main(["plugins"]) == 0
+    out, err = capsys.readouterr()
+    (row,) = [line for line in out.splitlines() if line.startswith("fragile ")]
+    assert "BROKEN: failed in hmlc_register_backbones: ValueError: no such catalogue" in row
+    assert "(still registers hierarchies: fragile-tree)" in row
+    assert err.count("\n") == 1 and "plugin 'fragile'" in err
+    assert main(["list", "hierarchies"]) == 0  # a command needing only hierarchies: no warning
+    out, err = capsys.readouterr()
+    assert "fragile-tree" in out
+
+
 def test_hmlc_error_from_a_hook_is_reported_with_its_message(site: FakeSite, capsys: pytest.CaptureFixture[str]) -> None:
     def strict(register: Callable[[str, Any], None]) -> None:
         raise HmlcError("set ACME_HOME first")
