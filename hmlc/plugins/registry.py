@@ -71,7 +71,12 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._entries)) or "none"
-        failed = self._failures()
+        hook = KINDS[self.kind][0]
+        # Plugins that did not load at all, or whose hook of this kind raised.
+        failed = {
+            plugin: error for plugin, error in self._failures().items()
+            if not error.startswith("failed in ") or f"failed in {hook}:" in error
+        }
         broken = (
             "; it may come from a plugin that failed: " + "; ".join(f"{p} ({e})" for p, e in failed.items())
             if failed else ""

@@ -470,6 +470,11 @@ def test_plugin_whose_hook_raises_is_left_out_of_that_kind_only(
     info = {item["name"]: item for item in host.plugins_info()}
     assert info["fragile"]["error"].startswith("failed in hmlc_register_datasets: KeyError")
     assert info["fragile"]["registers"] == {"hierarchies": ["fragile-tree"]}
+    with pytest.raises(PluginError, match=r"unknown dataset 'fragile-data'.*fragile \(failed in hmlc_register_datasets"):
+        host.dataset("fragile-data")
+    with pytest.raises(PluginError) as info:
+        host.hierarchy("fragile-other")
+    assert "fragile (" not in str(info.value)  # its hierarchies hook worked: nothing to blame
 
 
 def test_cli_plugins_shows_a_plugin_whose_hook_raises(
