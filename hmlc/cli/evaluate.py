@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -67,11 +68,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         graph = get_host().hierarchy(args.hierarchy)
     labels_file = args.labels
-    with tempfile.TemporaryDirectory(prefix="hmlc-label-map-") as scratch:
-        if args.label_map:
+    scratch = tempfile.TemporaryDirectory(prefix="hmlc-label-map-") if args.label_map else contextlib.nullcontext()
+    with scratch as folder:
+        if args.label_map:  # the labels CSV mapped into the map's target labels, in a temporary folder
             from hmlc.labelmaps import mapped_labels_file
 
-            labels_file = mapped_labels_file(args.label_map, args.labels, Path(scratch),
+            labels_file = mapped_labels_file(args.label_map, args.labels, Path(folder),
                                              lambda line: print(f"hmlc evaluate: {line}", file=sys.stderr))
         data = load_evaluation_data(args.predictions, labels_file, args.radiologists, args.compare, args.labels_subset)
     result = evaluate(data, n_boot=args.bootstrap, seed=args.seed, graph=graph)
