@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import tempfile
 from pathlib import Path
 
 from hmlc.cli.paths import refuse_overwriting_inputs
@@ -37,6 +39,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="a second predictions CSV: DeLong's test of the AUC difference per label")
     p.add_argument("--hierarchy", metavar="NAME|FILE",
                    help="a registered hierarchy or a hierarchy file: report the coherence rate")
+    p.add_argument("--label-map", metavar="NAME",
+                   help="map the labels CSV (in the map's source labels) into its target's labels, the labels "
+                   "of the predictions (`hmlc list label_maps`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write metrics.json, report.md, report.html and the PNGs here")
@@ -64,7 +69,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from hmlc.plugins import get_host
 
         graph = get_host().hierarchy(args.hierarchy)
-    data = load_evaluation_data(args.predictions, args.labels, args.radiologists, args.compare, args.labels_subset)
+    labels_file = args.labels
+    scratch = tempfile.TemporaryDirectory(prefix="hmlc-label-map-") if args.label_map else contextlib.nullcontext()
+    with scratch as folder:
+        if args.label_map:  # the labels CSV mapped into the map's target labels, in a temporary folder
+            from hmlc.labelmaps import mapped_labels_file
+
+            labels_file = mapped_labels_file(args.label_map, args.labels, Path(folder),
+                                             lambda line: print(f"hmlc evaluate: {line}", file=sys.stderr))
+        data = load_evaluation_data(args.predictions, labels_file, args.radiologists, args.compare, args.labels_subset)
     result = evaluate(data, n_boot=args.bootstrap, seed=args.seed, graph=graph)
     for note in result.notes:
         print(f"hmlc evaluate: {note}", file=sys.stderr)
@@ -76,6 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             sources["compared with"] = str(args.compare)
         if args.hierarchy:
             sources["hierarchy"] = str(args.hierarchy)
+        if args.label_map:
+            sources["label map"] = args.label_map
         compare_name = args.compare.name.removesuffix(".gz").removesuffix(".csv") if args.compare else "compared"
         try:
             write_report(result, args.out, sources, compare_name)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any
 
-from hmlc.cli.render import print_table
+from hmlc.cli.render import format_table, print_table
 from hmlc.errors import HmlcError
 
 __all__ = ["add_parsers"]
@@ -54,8 +55,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     show.add_argument("source", help="registered hierarchy name or a YAML/JSON/.py file")
     show.add_argument("--format", choices=("text", "json", "dot"), default="text")
     show.set_defaults(func=cmd_hierarchy_show)
-    check = hsub.add_parser("check", help="validate a hierarchy file (exit 0 valid, 2 invalid)")
+    check = hsub.add_parser(
+        "check",
+        help="validate a hierarchy and warn about repeats, conflicting codes, duplicate and redundant edges "
+        "(exit 0 valid, 2 invalid)",
+    )
     check.add_argument("source", help="YAML/JSON/.py file or registered name")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 2)")
     check.set_defaults(func=cmd_hierarchy_check)
 
     p = sub.add_parser("config", help="print the resolved configuration")
@@ -93,25 +99,65 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for item in info:
-        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in item["registers"].items())
+        regs = "; ".join(
+            f"{k}: {', '.join(v[:3])}" + (f" +{len(v) - 3} more" if len(v) > 3 else "")
+            for k, v in item["registers"].items()
+        )
+        if item["error"]:
+            regs = f"BROKEN: {item['error']}" + (f" (still registers {regs})" if regs else "")
         rows.append([item["name"], item["version"], item["distribution"], regs or "-"])
-    print_table(["plugin", "version", "distribution", "registers"], rows)
+    table = format_table(["plugin", "version", "distribution", "registers"], rows)
+    sys.stdout.write(fit_to_terminal(table))
     return 0
+
+
+def fit_to_terminal(text: str, default_width: int = 100) -> str:
+    """Cut every line longer than the terminal (``$COLUMNS``; ``default_width`` when not a terminal) with ``…``."""
+    width = max(20, shutil.get_terminal_size((default_width, 24)).columns)
+    return "".join(
+        line if len(line) <= width else line[: width - 1] + "…\n"
+        for line in (part + "\n" for part in text.splitlines())
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from hmlc.plugins import get_host
 
     kind = resolve_kind(args.kind)
-    items = get_host().listing(kind, args.pattern)
+    host = get_host()
+    items = host.listing(kind, args.pattern)
+    if kind == "label_maps":
+        items = [_label_map_item(host, item) for item in items]
     if args.json:
         print(json.dumps(items, indent=2))
         return 0
     if not items:
         print(f"no {kind} match" + (f" {args.pattern!r}" if args.pattern else ""), file=sys.stderr)
         return 0
+    if kind == "label_maps":
+        print_table(
+            ["name", "plugin", "source -> target", "labels", "combine", "description"],
+            [[i["name"], i["plugin"], f"{i['source']} -> {i['target']}", i["labels"], i["combine"], i["description"]]
+             for i in items],
+        )
+        return 0
     print_table(["name", "plugin", "description"], [[i["name"], i["plugin"], i["description"]] for i in items])
     return 0
+
+
+def _label_map_item(host: Any, item: dict[str, str]) -> dict[str, Any]:
+    """A listing entry of a label map with its source, target, combine rule and number of mapped labels."""
+    from hmlc.labelmaps import label_map_from_dict
+
+    entry = host.registry("label_maps").entry(item["name"])
+    try:
+        label_map = label_map_from_dict(entry.name, entry.obj, entry.plugin)
+    except HmlcError as exc:
+        return item | {"source": "?", "target": "?", "labels": 0, "combine": "?", "description": f"INVALID: {exc}"}
+    return item | {
+        "source": label_map.source, "target": label_map.target, "labels": len(label_map.labels),
+        "combine": label_map.combine,
+    }
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -155,34 +201,56 @@ def _weights_status(found: Any) -> str:
     return "none published" if found.unpublished else ("found" if found.path else "missing")
 
 
-def _load_graph(source: str) -> Any:
+def _read_hierarchy(source: str) -> Any:
     from hmlc.plugins import get_host
 
-    return get_host().hierarchy(source)
+    return get_host().read_hierarchy(source)
+
+
+def _summary(graph: Any) -> str:
+    from hmlc.hierarchy.check import hierarchy_statistics
+
+    stats = hierarchy_statistics(graph)
+    return (
+        f"{stats['labels']} labels, {stats['edges']} edges, {stats['roots']} roots, {stats['leaves']} leaves, "
+        f"depth {stats['max_depth']}, {stats['labels_with_several_parents']} labels with several parents, "
+        f"hash {graph.content_hash[:12]}"
+    )
 
 
 def cmd_hierarchy_show(args: argparse.Namespace) -> int:
-    graph = _load_graph(args.source)
+    from hmlc.hierarchy.check import hierarchy_statistics
+
+    graph = _read_hierarchy(args.source).graph
     if args.format == "json":
-        print(graph.to_json())
+        shown = {"name": graph.name, "content_hash": graph.content_hash, "statistics": hierarchy_statistics(graph)}
+        print(json.dumps(shown | graph.to_dict(), indent=2, ensure_ascii=False))
     elif args.format == "dot":
         sys.stdout.write(graph.to_dot())
     else:
         sys.stdout.write(graph.to_text())
-        print(
-            f"\n{len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
-            f"{len(graph.leaves)} leaves, depth {graph.max_depth}, hash {graph.content_hash[:12]}"
-        )
+        print(f"\n{_summary(graph)}")
     return 0
 
 
 def cmd_hierarchy_check(args: argparse.Namespace) -> int:
-    graph = _load_graph(args.source)
-    multi = [l for l in graph.labels if len(graph.parents(l)) > 1]
-    print(
-        f"ok: {args.source}: {len(graph)} labels, {len(graph.edges)} edges, {len(graph.roots)} roots, "
-        f"depth {graph.max_depth}, {len(multi)} labels with several parents, hash {graph.content_hash[:12]}"
-    )
+    from hmlc.errors import HierarchyError
+    from hmlc.hierarchy.check import check_hierarchy
+
+    reading = _read_hierarchy(args.source)
+    warnings = check_hierarchy(reading)
+    for warning in warnings:
+        print(f"warning: {warning.message}")
+    if not warnings:
+        print(f"ok: {args.source}: {_summary(reading.graph)}")
+        return 0
+    kinds = ", ".join(f"{w.count} {w.kind}" for w in warnings)
+    print(f"loaded with warnings ({kinds}): {args.source}: {_summary(reading.graph)}")
+    if args.strict:
+        raise HierarchyError(
+            f"hierarchy {args.source} has {len(warnings)} kind(s) of warning ({kinds}) and --strict was given; "
+            "fix them (docs/hierarchies.md says how) or drop --strict"
+        )
     return 0
 
 

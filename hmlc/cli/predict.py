@@ -57,6 +57,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="predictions CSV to write")
     p.add_argument(
+        "--label-map",
+        metavar="NAME",
+        help="write the predictions in the labels of a registered map's target hierarchy (`hmlc list label_maps`)",
+    )
+    p.add_argument(
         "--runtime",
         choices=("torch", "onnx"),
         default="torch",
@@ -95,11 +100,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.dataset and args.relative_to:
         raise ConfigError("--relative-to applies to image paths; a dataset's ids come from its label file")
     refuse_overwriting_inputs({"--out": args.out}, [*args.paths, *checkpoint_inputs(args.checkpoint)])
+    label_map = None
+    if args.label_map:
+        from hmlc.labelmaps import resolve_label_map
+
+        label_map = resolve_label_map(args.label_map)
     kinds = parse_transform_kinds(args.tta_transforms)
     tta = TestTimeAugmentation(n=args.tta, seed=args.seed, kinds=kinds) if args.tta is not None else None
     device = resolve_device(args.device)
     members = [load_member(path, args.runtime, device) for path in args.checkpoint]
     predictor = Predictor(members, tta=tta, batch_size=args.batch_size, num_workers=args.num_workers)
+    labels = predictor.labels
+    if label_map is not None:
+        from hmlc.labelmaps import unmapped_lines
+
+        label_map.source_columns(labels, "model's predictions")  # before predicting: fail fast
+        for line in unmapped_lines(label_map, labels):
+            print(f"hmlc predict: {line}", file=sys.stderr)
     if args.dataset:
         from hmlc.config import load_config
         from hmlc.engine.experiment import dataset_root
@@ -132,8 +149,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         inputs = inputs_from_paths(args.paths, args.relative_to)
     probabilities = predictor.predict(inputs)
+    if label_map is not None:
+        probabilities, labels = label_map.map_probabilities(probabilities, labels), label_map.target_labels
     aggregate = args.aggregate.split(":", 1)[1] if args.aggregate else None
-    frame = predictions_frame(inputs, probabilities, predictor.labels, aggregate)
+    frame = predictions_frame(inputs, probabilities, labels, aggregate)
     write_predictions(frame, args.out)
     views = f" x {tta.n} TTA views" if tta is not None else ""
     noun = "vectors" if predictor.input_kind == "features" else "images"

@@ -5,11 +5,17 @@ Two data forms are accepted (YAML and JSON alike):
 * the ``edges`` form: ``{"labels": [...], "edges": [[parent, child], ...]}``
   (``labels`` optional: then the order of first appearance in the edges);
 * the nested ``children`` form: a node is a label string or a mapping with
-  ``label`` and optional ``children`` (a list of nodes); other keys (such as
-  PadChest's ``concept``) are kept as node attributes but otherwise ignored.
-  The top level is a node, a list of nodes, several YAML documents (one node
-  each), or a mapping with ``nodes:`` (and optional ``labels:`` fixing the
-  order). A label under several parents makes a DAG.
+  ``label`` and optional ``children`` (a list of nodes), ``concept`` (or
+  ``code``: an external code such as a UMLS concept) and ``single_label``;
+  other keys are ignored. The top level is a node, a list of nodes, several
+  YAML documents separated by ``---`` (one node each: the "labelled nested"
+  form PadChest publishes), or a mapping with ``nodes:`` (and optional
+  ``labels:`` fixing the order). A label written in several places is one
+  label: its parents are every place it is written under and its children
+  the union of the children written at each place (a DAG).
+
+:func:`read_hierarchy` also returns what was written, place by place (every
+node, every edge as listed), for ``hmlc hierarchy check``.
 
 A Python source is ``package.module:attribute`` or a ``.py`` file defining
 ``hierarchy``; the attribute may be a LabelGraph, a dict in one of the forms
@@ -22,6 +28,7 @@ import importlib
 import importlib.util
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +38,62 @@ from hmlc.errors import HierarchyError
 from hmlc.yamlio import load_yaml_all
 from hmlc.hierarchy.graph import LabelGraph
 
-__all__ = ["load_hierarchy", "graph_from_data", "HierarchySource"]
+__all__ = [
+    "load_hierarchy",
+    "read_hierarchy",
+    "graph_from_data",
+    "HierarchySource",
+    "HierarchyReading",
+    "WrittenNode",
+]
 
 HierarchySource = LabelGraph | dict | str | Path | Callable[[], Any]
 
 _NESTED_KEYS = ("nodes", "hierarchy", "tree")
+#: node keys holding an external code of the label (e.g. a UMLS concept)
+CODE_KEYS = ("concept", "code")
+#: keys `hmlc hierarchy show --format json` adds beside labels and edges (read back, not checked)
+_SHOW_KEYS = {"content_hash", "statistics"}
+
+
+@dataclass(frozen=True)
+class WrittenNode:
+    """One place a label is written in the nested form."""
+
+    label: str
+    path: tuple[str, ...]  # the labels above it, from the top
+    children: tuple[str, ...]  # as written there, repeats kept
+    code: str | None  # its `concept` / `code`, if written there
+    single_label: Any = None
+
+
+@dataclass(frozen=True)
+class HierarchyReading:
+    """A loaded hierarchy and what its source wrote, for :mod:`hmlc.hierarchy.check`.
+
+    ``form`` is ``"nested"``, ``"edges"`` or ``"graph"`` (a LabelGraph given
+    as is). ``nodes``: every place a label is written (nested form);
+    ``written_edges``: the edges as listed, repeats kept (edges form).
+    """
+
+    graph: LabelGraph
+    form: str
+    nodes: tuple[WrittenNode, ...] = ()
+    written_edges: tuple[tuple[str, str], ...] = ()
 
 
 def graph_from_data(data: Any, name: str | None = None, where: str = "hierarchy") -> LabelGraph:
     """Build a LabelGraph from parsed YAML/JSON data in either form."""
+    return _read_data(data, name, where).graph
+
+
+def _read_data(data: Any, name: str | None, where: str) -> HierarchyReading:
     if isinstance(data, LabelGraph):
-        return data
+        return HierarchyReading(data, "graph")
     if isinstance(data, dict):
         name = data.get("name", name)
         if "edges" in data:
-            extra = set(data) - {"name", "labels", "edges", "description"}
+            extra = set(data) - {"name", "labels", "edges", "description"} - _SHOW_KEYS
             if extra:
                 raise HierarchyError(f"{where}: unknown key(s) {sorted(extra)}; expected labels, edges, name")
             edges = data.get("edges") or []
@@ -59,7 +107,8 @@ def graph_from_data(data: Any, name: str | None = None, where: str = "hierarchy"
                 labels = _first_appearance(x for e in edges for x in e)
             elif not isinstance(labels, list):
                 raise HierarchyError(f"{where}: 'labels' must be a list of label names")
-            return LabelGraph(labels, edges, name=name)
+            written = tuple((str(p), str(c)) for p, c in edges)
+            return HierarchyReading(LabelGraph(labels, edges, name=name), "edges", written_edges=written)
         for key in _NESTED_KEYS:
             if key in data:
                 extra = set(data) - {"name", "labels", "description", key}
@@ -85,43 +134,60 @@ def _first_appearance(items: Any) -> list[str]:
     return list(seen)
 
 
-def _from_nodes(nodes: Any, labels: list[str] | None, name: str | None, where: str) -> LabelGraph:
+def _label_of(node: Any, where: str, path: str) -> str:
+    label = node.get("label") if isinstance(node, dict) else node
+    if not isinstance(label, str) or not label.strip():
+        raise HierarchyError(f"{where}: node at {path} has label {label!r}, not a non-empty string")
+    return label
+
+
+def _from_nodes(nodes: Any, labels: list[str] | None, name: str | None, where: str) -> HierarchyReading:
     order: dict[str, None] = {}
     edges: list[tuple[str, str]] = []
-
-    def visit(node: Any, parent: str | None, path: str) -> None:
+    written: list[WrittenNode] = []
+    # Iterative depth-first walk (pre-order, children in file order): deep files cannot overflow the stack.
+    if not isinstance(nodes, list):
+        nodes = [nodes]
+    stack: list[tuple[Any, tuple[str, ...], str]] = [
+        (node, (), f"top[{i}]") for i, node in reversed(list(enumerate(nodes))) if node is not None
+    ]
+    while stack:
+        node, above, path = stack.pop()
         if isinstance(node, str):
-            label, children = node, []
+            children: list[Any] = []
+            code = single = None
         elif isinstance(node, dict):
             if "label" not in node:
                 raise HierarchyError(f"{where}: node at {path} has no 'label'")
-            label, children = node["label"], node.get("children") or []
+            children = node.get("children") or []
             if not isinstance(children, list):
-                raise HierarchyError(f"{where}: 'children' of {label!r} must be a list")
+                raise HierarchyError(f"{where}: 'children' of {node['label']!r} must be a list")
+            code = next((str(node[k]) for k in CODE_KEYS if node.get(k) is not None), None)
+            single = node.get("single_label")
         else:
             raise HierarchyError(f"{where}: node at {path} must be a label or a mapping, got {node!r}")
-        if not isinstance(label, str) or not label.strip():
-            raise HierarchyError(f"{where}: node at {path} has label {label!r}, not a non-empty string")
+        label = _label_of(node, where, path)
+        if label in above:  # only a YAML alias of a node inside itself can do this
+            shown = " -> ".join(above[above.index(label):] + (label,))
+            raise HierarchyError(f"{f'hierarchy {name!r}' if name else 'hierarchy'} has a cycle: {shown}; "
+                                 "a label cannot imply itself")
         order.setdefault(label, None)
-        if parent is not None:
-            edges.append((parent, label))
-        for i, child in enumerate(children):
-            visit(child, label, f"{path} > {label}[{i}]")
-
-    if not isinstance(nodes, list):
-        nodes = [nodes]
-    for i, node in enumerate(nodes):
-        if node is None:
-            continue
-        visit(node, None, f"top[{i}]")
+        if above:
+            edges.append((above[-1], label))
+        child_path = f"{path} > {label}"
+        child_labels = [c.get("label") if isinstance(c, dict) else c for c in children]
+        written.append(WrittenNode(label, above, tuple(c for c in child_labels if isinstance(c, str)), code, single))
+        stack.extend((child, above + (label,), f"{child_path}[{i}]") for i, child in reversed(list(enumerate(children))))
     if labels is not None:
         if not isinstance(labels, list):
             raise HierarchyError(f"{where}: 'labels' must be a list of label names")
         missing = [l for l in order if l not in set(labels)]
         if missing:
             raise HierarchyError(f"{where}: 'labels' misses {missing[:5]}; list every label of the tree")
-        return LabelGraph(labels, edges, name=name)
-    return LabelGraph(list(order), edges, name=name)
+        graph = LabelGraph(labels, edges, name=name)
+    else:
+        graph = LabelGraph(list(order), edges, name=name)
+    return HierarchyReading(graph, "nested", nodes=tuple(written))
 
 
 def _load_python(spec: str) -> Any:
@@ -163,15 +229,22 @@ def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGra
     """Load a hierarchy from a LabelGraph, dict, callable, file path or ``module:attr``."""
     if isinstance(source, LabelGraph):
         return source
+    return read_hierarchy(source, name).graph
+
+
+def read_hierarchy(source: HierarchySource, name: str | None = None) -> HierarchyReading:
+    """Like :func:`load_hierarchy`, with what the source wrote place by place."""
+    if isinstance(source, LabelGraph):
+        return HierarchyReading(source, "graph")
     if isinstance(source, dict):
-        return graph_from_data(source, name=name)
+        return _read_data(source, name, "hierarchy")
     if callable(source) and not isinstance(source, (str, Path)):
-        return graph_from_data(_call(source, name or getattr(source, "__name__", source)), name=name)
+        return _read_data(_call(source, name or getattr(source, "__name__", source)), name, "hierarchy")
     text = str(source)
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".py" or (":" in text and not path.exists() and suffix not in (".yaml", ".yml", ".json", ".txt")):
-        return graph_from_data(_load_python(text), name=name, where=f"hierarchy {text}")
+        return _read_data(_load_python(text), name, f"hierarchy {text}")
     if not path.exists():
         raise HierarchyError(f"hierarchy file {text} does not exist")
     if path.is_dir():
@@ -195,4 +268,4 @@ def load_hierarchy(source: HierarchySource, name: str | None = None) -> LabelGra
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise HierarchyError(f"{where} is not valid YAML: {problem}{line}") from None
         data = docs[0] if len(docs) == 1 else (docs or None)
-    return graph_from_data(data, name=name or path.stem, where=where)
+    return _read_data(data, name or path.stem, where)

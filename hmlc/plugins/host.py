@@ -2,33 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from hmlc.errors import HmlcError, PluginError
-from hmlc.plugins.manager import PluginRecord, get_plugin_manager
-from hmlc.plugins.registry import KINDS, Registry, describe
+from hmlc.plugins.manager import BUILTIN_PLUGIN, PluginRecord, get_plugin_manager
+from hmlc.plugins.registry import KINDS, Registry, describe, read_yaml_mapping
 
 if TYPE_CHECKING:
     from hmlc.data.datasets import DatasetReader
     from hmlc.hierarchy import LabelGraph
+    from hmlc.hierarchy.io import HierarchyReading
     from hmlc.models import BackboneSpec
     from hmlc.policies import UncertaintyPolicy
 
 __all__ = ["PluginHost", "get_host", "reset_host"]
 
 
-class PluginHost:
-    """One method per hook kind; registries are filled on first use."""
+def warn_on_stderr(message: str) -> None:
+    """The default way the host reports a broken plugin: one line on stderr."""
+    print(f"hmlc: warning: {message}", file=sys.stderr)
 
-    def __init__(self, pm: pluggy.PluginManager, records: dict[str, PluginRecord]) -> None:
+
+class PluginHost:
+    """One method per hook kind; registries are filled on first use.
+
+    A plugin that failed to load, or whose hook raised, is reported once
+    through ``warn`` (one line naming it and the error) and left out; the
+    rest keeps working. Only the built-in plugin's failures raise.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        records: dict[str, PluginRecord],
+        warn: Callable[[str], None] = warn_on_stderr,
+    ) -> None:
         self.pm = pm
         self.records = records
+        self.warn = warn
         self._registries: dict[str, Registry[Any]] = {}
         self._hierarchy_cache: dict[str, LabelGraph] = {}
+        for record in records.values():
+            if record.error:
+                self._report(record, record.error)
+
+    def _report(self, record: PluginRecord, error: str) -> None:
+        self.warn(
+            f"plugin {record.name!r} (distribution {record.distribution}) {error}; "
+            f"left out: {record.advice()}"
+        )
+
+    def failures(self) -> dict[str, str]:
+        """Plugin name -> its error, for every plugin that failed to load or whose hook raised."""
+        return {name: rec.error for name, rec in self.records.items() if rec.error}
 
     # ----------------------------------------------------------- registries
     def registry(self, kind: str) -> Registry[Any]:
@@ -41,55 +74,64 @@ class PluginHost:
 
     def _fill(self, kind: str) -> Registry[Any]:
         hook_name = KINDS[kind][0]
-        registry: Registry[Any] = Registry(kind)
+        registry: Registry[Any] = Registry(kind, failures=self.failures)
         caller = getattr(self.pm.hook, hook_name)
         # Call each implementation with its own register callback so every
         # entry is attributed to the plugin that made it.
         # Registration order: the built-in plugin first, then installed plugins.
-        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name != "hmlc")
+        impls = sorted(caller.get_hookimpls(), key=lambda i: i.plugin_name != BUILTIN_PLUGIN)
         for impl in impls:
             plugin = impl.plugin_name
+            made: list[tuple[str, Any]] = []
 
-            def register(name: str, obj: Any, _plugin: str = plugin) -> None:
-                registry.add(name, obj, _plugin)
+            def register(name: str, obj: Any, _made: list[tuple[str, Any]] = made) -> None:
+                _made.append((name, obj))
 
             try:
                 impl.function(register=register)
-            except HmlcError:
-                raise
             except Exception as exc:  # noqa: BLE001 - third-party hook code
-                raise PluginError(
-                    f"plugin {plugin!r} failed in {hook_name}: {type(exc).__name__}: {exc}; "
-                    f"update the plugin or disable it with HMLC_DISABLED_PLUGINS={plugin}"
-                ) from None
+                if plugin == BUILTIN_PLUGIN:
+                    raise
+                # A plugin's hook raised: none of what it registered in this hook is kept.
+                detail = str(exc) if isinstance(exc, HmlcError) else f"{type(exc).__name__}: {exc}"
+                error = f"failed in {hook_name}: {' '.join(detail.split())}"
+                record = self.records[plugin]
+                record.error = "; ".join(filter(None, [record.error, error]))
+                self._report(record, error)
+                continue
+            for name, obj in made:
+                registry.add(name, obj, plugin)
         return registry
 
     # ------------------------------------------------------------ accessors
     def hierarchy(self, name_or_path: str | Path) -> LabelGraph:
         """A registered hierarchy by name, else a hierarchy file (YAML/JSON/.py)."""
-        from hmlc.hierarchy import load_hierarchy
+        key = str(name_or_path)
+        if key not in self._hierarchy_cache:
+            self._hierarchy_cache[key] = self.read_hierarchy(key).graph
+        return self._hierarchy_cache[key]
+
+    def read_hierarchy(self, name_or_path: str | Path) -> HierarchyReading:
+        """Like :meth:`hierarchy`, with what its source wrote place by place (``hmlc hierarchy check``)."""
+        from hmlc.hierarchy.io import read_hierarchy
 
         key = str(name_or_path)
-        if key in self._hierarchy_cache:
-            return self._hierarchy_cache[key]
         path = Path(key)
-        if path.suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") and path.is_file():
-            graph = load_hierarchy(key)  # a file: no need to load every plugin's hierarchies
-            self._hierarchy_cache[key] = graph
-            return graph
+        is_file_name = path.suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt")
+        if is_file_name and path.is_file():
+            return read_hierarchy(key)  # a file: no need to load every plugin's hierarchies
         registry = self.registry("hierarchies")
         if key in registry:
-            graph = load_hierarchy(registry.get(key), name=key)
-            if graph.name != key:
+            reading = read_hierarchy(registry.get(key), name=key)
+            if reading.graph.name != key:
                 from hmlc.hierarchy import LabelGraph
 
-                graph = LabelGraph(graph.labels, graph.edges, name=key)
-        elif Path(key).suffix.lower() in (".yaml", ".yml", ".json", ".py", ".txt") or Path(key).exists():
-            graph = load_hierarchy(key)
-        else:
-            raise PluginError(registry.unknown_message(key) + "; or give a hierarchy file path")
-        self._hierarchy_cache[key] = graph
-        return graph
+                graph = LabelGraph(reading.graph.labels, reading.graph.edges, name=key)
+                reading = dataclasses.replace(reading, graph=graph)
+            return reading
+        if is_file_name or path.exists():
+            return read_hierarchy(key)
+        raise PluginError(registry.unknown_message(key) + "; or give a hierarchy file path")
 
     def dataset(self, name: str) -> DatasetReader:
         return self.registry("datasets").get(name)
@@ -120,12 +162,14 @@ class PluginHost:
             raise PluginError(f"preprocessor {name!r} does not accept parameters {params}: {exc}") from None
 
     def preset(self, name: str) -> dict[str, Any]:
-        """A preset as a configuration dict (YAML files are read here)."""
-        from hmlc.config import read_config_file
+        """A preset as a configuration dict (YAML files are read here).
 
+        The host reads preset files itself and never imports :mod:`hmlc.config`:
+        configuration loading asks the host for presets, not the other way round.
+        """
         preset = self.registry("presets").get(name)
         if isinstance(preset, (str, Path)):
-            preset = read_config_file(Path(preset))
+            preset = read_yaml_mapping(Path(preset), f"preset {name!r} file")
         if callable(preset):
             preset = preset()
         if not isinstance(preset, dict):
@@ -150,6 +194,7 @@ class PluginHost:
                 "distribution": rec.distribution,
                 "hooks": rec.hooks,
                 "registers": registers.get(rec.name, {}),
+                "error": rec.error,
             }
             for rec in self.records.values()
         ]

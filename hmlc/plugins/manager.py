@@ -1,7 +1,10 @@
 """Building the plugin manager: specs, the built-in plugin, installed plugins.
 
 Nothing is loaded at import time: :func:`get_plugin_manager` does the work
-when a command first needs a registry.
+when a command first needs a registry. An installed plugin that cannot load
+(its import raises, its hooks are invalid or unknown) is left out and
+recorded with its error: the other plugins and every command that does not
+need it keep working.
 
 Environment variables:
 
@@ -30,12 +33,17 @@ BUILTIN_PLUGIN = "hmlc"
 
 @dataclass
 class PluginRecord:
-    """What ``hmlc plugins`` reports about one loaded plugin."""
+    """What ``hmlc plugins`` reports about one plugin; ``error`` is set when it failed to load."""
 
     name: str
     version: str
     distribution: str
     hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def advice(self) -> str:
+        """What to do about a broken plugin."""
+        return f"reinstall or update it, or disable it with HMLC_DISABLED_PLUGINS={self.name}"
 
 
 def _names(var: str) -> set[str] | None:
@@ -63,17 +71,22 @@ def get_plugin_manager(load_installed: bool = True) -> tuple[pluggy.PluginManage
     records = {BUILTIN_PLUGIN: PluginRecord(BUILTIN_PLUGIN, __version__, "hmlc")}
     if load_installed:
         _load_entry_points(pm, records)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
-        raise PluginError(
-            f"plugin {name!r} implements a hook hmlc does not know: {exc}; "
-            "check the hook name (see `hmlc plugins` and docs/hooks.md)"
-        ) from None
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) if exc.plugin is not None else None
+            if name is None or name == BUILTIN_PLUGIN:
+                raise PluginError(f"hmlc's hooks are inconsistent: {exc}") from None
+            pm.unregister(name=name)
+            records[name].error = (
+                f"implements a hook hmlc does not know: {exc} (check the hook name: `hmlc plugins`, docs/hooks.md)"
+            )
     for name, record in records.items():
         plugin = pm.get_plugin(name)
-        record.hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
+        if plugin is not None:
+            record.hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
     return pm, records
 
 
@@ -102,23 +115,27 @@ def _load_entry_points(pm: pluggy.PluginManager, records: dict[str, PluginRecord
                     f"distribution {dist_name!r} registers a plugin named {BUILTIN_PLUGIN!r}, "
                     "which is reserved for hmlc's built-in plugin; rename its entry point"
                 )
-            if pm.has_plugin(ep.name):
+            if ep.name in records:
                 other = records[ep.name].distribution
                 raise PluginError(
                     f"plugin name {ep.name!r} is used by both distribution {other!r} and {dist_name!r}; "
                     f"uninstall one or disable it with HMLC_DISABLED_PLUGINS={ep.name}"
                 )
+            record = records[ep.name] = PluginRecord(ep.name, dist.version or "?", dist_name)
             try:
                 plugin = ep.load()
             except Exception as exc:  # noqa: BLE001 - third-party import errors of any kind
-                raise PluginError(
-                    f"plugin {ep.name!r} (distribution {dist_name}) failed to load: "
-                    f"{type(exc).__name__}: {exc}; reinstall it or disable it with HMLC_DISABLED_PLUGINS={ep.name}"
-                ) from None
+                record.error = f"failed to load: {_one_line(exc)}"
+                continue
             try:
                 pm.register(plugin, name=ep.name)
             except ValueError as exc:
-                raise PluginError(f"plugin {ep.name!r} (distribution {dist_name}) cannot register: {exc}") from None
+                record.error = f"cannot register: {_one_line(exc)}"
             except pluggy.PluginValidationError as exc:
-                raise PluginError(f"plugin {ep.name!r} (distribution {dist_name}) is invalid: {exc}") from None
-            records[ep.name] = PluginRecord(ep.name, dist.version or "?", dist_name)
+                record.error = f"is invalid: {_one_line(exc)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (a plugin's exception text may span several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from hmlc.errors import PluginError
 
-__all__ = ["Registry", "RegistryEntry", "KINDS"]
+__all__ = ["Registry", "RegistryEntry", "KINDS", "read_yaml_mapping"]
 
 T = TypeVar("T")
 
@@ -38,12 +40,13 @@ class Registry(Generic[T]):
     up an unknown name is an error listing the known names.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, failures: Callable[[], dict[str, str]] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown registry kind {kind!r}")
         self.kind = kind
         self.singular = KINDS[kind][1]
         self._entries: dict[str, RegistryEntry[T]] = {}
+        self._failures = failures or dict
 
     def add(self, name: str, obj: T, plugin: str) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -68,9 +71,19 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = ", ".join(sorted(self._entries)) or "none"
+        hook = KINDS[self.kind][0]
+        # Plugins that did not load at all, or whose hook of this kind raised.
+        failed = {
+            plugin: error for plugin, error in self._failures().items()
+            if not error.startswith("failed in ") or f"failed in {hook}:" in error
+        }
+        broken = (
+            "; it may come from a plugin that failed: " + "; ".join(f"{p} ({e})" for p, e in failed.items())
+            if failed else ""
+        )
         return (
             f"unknown {self.singular} {name!r}; available: {known} "
-            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed)"
+            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed){broken}"
         )
 
     def __contains__(self, name: object) -> bool:
@@ -96,23 +109,39 @@ class Registry(Generic[T]):
         return out
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file a plugin registered (a preset) as a dict; a :class:`PluginError` naming ``what`` otherwise."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PluginError(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PluginError(f"{what} {path} is not valid YAML: {getattr(exc, 'problem', exc)}{line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PluginError(f"{what} {path} must hold a mapping at the top level, not a {type(data).__name__}")
+    return data
+
+
 def describe(obj: Any) -> str:
     """A one-line description of a registered object, for listings."""
     import inspect
-    from pathlib import Path
 
     if isinstance(obj, (str, Path)):
         text = f"from {obj}"
         path = Path(obj)
         if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
             # A preset file may describe itself; hierarchy files name their source.
-            import yaml
-
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError):
-                data = None
-            if isinstance(data, dict) and isinstance(data.get("description"), str):
+                data = read_yaml_mapping(path, "file")
+            except PluginError:
+                data = {}
+            if isinstance(data.get("description"), str):
                 text = data["description"]
     elif isinstance(obj, dict):
         text = obj.get("description", "")

@@ -149,14 +149,24 @@ def test_hierarchy_show_text(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert "Enlarged Cardiomediastinum" in lines
     assert "└── Cardiomegaly" in lines
-    assert lines[-1].startswith("14 labels, 6 edges, 8 roots, 11 leaves, depth 2, hash ")
+    assert lines[-1].startswith("14 labels, 6 edges, 8 roots, 11 leaves, depth 2, 0 labels with several parents, hash ")
 
 
-def test_hierarchy_show_json_is_the_graph(valid_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hierarchy_show_json_is_the_graph_with_name_hash_and_statistics(
+    valid_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run(["hierarchy", "show", str(valid_tree), "--format", "json"], capsys)
     assert code == 0, err
     data = json.loads(out)
-    assert data == {"labels": ["r", "a", "b", "c"], "edges": [["r", "a"], ["r", "b"], ["a", "c"], ["b", "c"]]}
+    assert data["labels"] == ["r", "a", "b", "c"]
+    assert data["edges"] == [["r", "a"], ["r", "b"], ["a", "c"], ["b", "c"]]
+    assert data["name"] == "valid"
+    assert data["content_hash"] == load_hierarchy(valid_tree).content_hash
+    # r -> {a, b} -> c: one root, one leaf (c, under both a and b), depth 2.
+    assert data["statistics"] == {
+        "labels": 4, "edges": 4, "roots": 1, "leaves": 1, "max_depth": 2, "labels_with_several_parents": 1,
+    }
+    # What `show --format json` prints loads back as the same hierarchy.
     assert load_hierarchy(data) == load_hierarchy(valid_tree)
 
 
@@ -175,21 +185,24 @@ def test_hierarchy_show_text_of_a_file(valid_tree: Path, capsys: pytest.CaptureF
     code, out, err = run(["hierarchy", "show", str(valid_tree), "--format", "text"], capsys)
     assert code == 0, err
     assert out.splitlines()[:3] == ["r", "├── a", "│   └── c  (parents: a, b)"]
-    assert "4 labels, 4 edges, 1 roots, 1 leaves, depth 2" in out
+    assert "4 labels, 4 edges, 1 roots, 1 leaves, depth 2, 1 labels with several parents" in out
 
 
 def test_hierarchy_show_json_of_a_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["hierarchy", "show", "synthetic", "--format", "json"], capsys)
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"labels", "edges"}
-    load_hierarchy(data)
+    assert set(data) == {"name", "content_hash", "statistics", "labels", "edges"}
+    assert data["name"] == "synthetic"
+    assert load_hierarchy(data).content_hash == data["content_hash"]
 
 
 def test_hierarchy_check_valid_file(valid_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["hierarchy", "check", str(valid_tree)], capsys)
     assert code == 0, err
-    assert out.startswith(f"ok: {valid_tree}: 4 labels, 4 edges, 1 roots, depth 2, 1 labels with several parents, hash ")
+    assert out.startswith(
+        f"ok: {valid_tree}: 4 labels, 4 edges, 1 roots, 1 leaves, depth 2, 1 labels with several parents, hash "
+    )
     assert err == ""
 
 

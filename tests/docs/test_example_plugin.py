@@ -83,6 +83,7 @@ def test_example_plugin_is_listed_with_its_hooks_and_registrations(example_insta
             "datasets": ["example-shapes"],
             "presets": ["example/csv", "example/shapes"],
         },
+        "error": None,
     }
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hmlc.errors import HierarchyError
-from hmlc.hierarchy import LabelGraph, graph_from_data, load_hierarchy
+from hmlc.hierarchy import LabelGraph, graph_from_data, load_hierarchy, read_hierarchy
+from hmlc.hierarchy.io import WrittenNode
 
 PADCHEST_TREE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "padchest" / "trees_code.txt"
 
@@ -296,6 +297,49 @@ def test_python_callable_that_raises_is_a_hierarchy_error(tmp_path: Path) -> Non
     path = write(tmp_path, "lazy.py", "def hierarchy():\n    raise RuntimeError('inner')\n")
     with pytest.raises(HierarchyError, match="inner"):
         load_hierarchy(str(path))
+
+
+# ------------------------------------------------------- what the file wrote
+def test_read_hierarchy_records_every_place_a_label_is_written(tmp_path: Path) -> None:
+    reading = read_hierarchy(write(tmp_path, "multi.yaml", MULTI_DOC_YAML))
+    assert reading.form == "nested"
+    assert reading.graph == load_hierarchy(write(tmp_path, "again.yaml", MULTI_DOC_YAML))
+    assert reading.nodes == (
+        WrittenNode("r", (), ("a", "b"), "(C000)  Root"),
+        WrittenNode("a", ("r",), ("c",), None),
+        WrittenNode("c", ("r", "a"), (), None),
+        WrittenNode("b", ("r",), ("c",), "(C001)  Bee"),
+        WrittenNode("c", ("r", "b"), (), None),
+        WrittenNode("lonely", (), (), None, "Y"),
+    )
+
+
+def test_read_hierarchy_keeps_repeated_edges_of_the_edges_form() -> None:
+    reading = read_hierarchy({"edges": [["r", "a"], ["r", "a"]]})
+    assert reading.form == "edges"
+    assert reading.written_edges == (("r", "a"), ("r", "a"))
+    assert reading.graph.edges == (("r", "a"),)
+
+
+def test_code_key_is_read_like_concept() -> None:
+    reading = read_hierarchy({"nodes": [{"label": "x", "code": "C1"}]})
+    assert reading.nodes[0].code == "C1"
+
+
+def test_a_deep_nested_file_loads_without_recursion(tmp_path: Path) -> None:
+    depth = 3000
+    node: dict = {"label": f"l{depth}"}
+    for i in range(depth - 1, -1, -1):
+        node = {"label": f"l{i}", "children": [node]}
+    graph = graph_from_data({"nodes": [node]})
+    assert len(graph) == depth + 1
+    assert graph.parents(f"l{depth}") == (f"l{depth - 1}",)
+
+
+def test_a_yaml_alias_of_a_node_inside_itself_is_a_cycle(tmp_path: Path) -> None:
+    path = write(tmp_path, "loop.yaml", "&a\nlabel: a\nchildren:\n- *a\n")
+    with pytest.raises(HierarchyError, match="cycle: a -> a"):
+        load_hierarchy(path)
 
 
 # -------------------------------------------------------------------- PadChest
