@@ -31,7 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-subset", metavar="chexpert5|A,B,...",
                    help="evaluate only these labels (default: every label in both files)")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
-                   help="bootstrap resamples for the confidence intervals (default 2000; 0: none)")
+                   help="bootstrap resamples for the confidence intervals (default 2000; 0: none; at most 100000)")
     p.add_argument("--compare", type=Path, metavar="Q.csv",
                    help="a second predictions CSV: DeLong's test of the AUC difference per label")
     p.add_argument("--hierarchy", metavar="NAME|FILE",
@@ -49,12 +49,12 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hmlc.errors import ConfigError, DataError
+    from hmlc.evaluation.bootstrap import check_resamples
     from hmlc.evaluation.evaluator import evaluate
     from hmlc.evaluation.io import load_evaluation_data
     from hmlc.evaluation.report import metrics_json, write_report
 
-    if args.bootstrap < 0:
-        raise ConfigError(f"--bootstrap {args.bootstrap}: give 0 (no intervals) or a number of resamples")
+    check_resamples(args.bootstrap, 0)  # before reading anything; evaluate() checks the memory with n
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
     graph = None

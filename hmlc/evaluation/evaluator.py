@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_curve
 
-from hmlc.evaluation.bootstrap import bootstrap_indices, paired_bootstrap_aucs, percentile_ci
+from hmlc.evaluation.bootstrap import bootstrap_indices, check_resamples, paired_bootstrap_aucs, percentile_ci
 from hmlc.evaluation.calibration import ReliabilityBins, reliability_bins
 from hmlc.evaluation.coherence import Coherence, coherence_rate
 from hmlc.evaluation.delong import DeLongResult, delong_test
@@ -144,6 +144,7 @@ def evaluate(
 ) -> EvaluationResult:
     """Per-label AUC with bootstrap CI, PR-AUC, ROC, readers, DeLong; mean AUC, coherence, ECE."""
     n = len(data.ids)
+    check_resamples(n_boot, n)
     basic = per_label_auc(data.codes, data.probs, data.labels)
     notes = list(data.notes)
     # (rows, y, scores) of each label: its rows coded 0 or 1

@@ -395,6 +395,7 @@ ERRORS: dict[str, tuple[list[str], str]] = {
     "reader lacks ids": (["--radiologists", "{x}/partial"], "lacks"),
     "compare lacks ids": (["--compare", "{x}/partialq.csv"], "lacks"),
     "negative bootstrap": (["--bootstrap", "-1"], "--bootstrap"),
+    "huge bootstrap": (["--bootstrap", "1000000000"], "more than the 100,000 resamples"),
     "bootstrap not a number": (["--bootstrap", "many"], "invalid int"),
     "unknown hierarchy": (["--hierarchy", "no-such-tree"], "no-such-tree"),
     "out is a file": (["--out", "{x}/empty.csv"], "is a file"),
