@@ -25,6 +25,7 @@ __all__ = [
     "resample_counts",
     "bootstrap_auc",
     "paired_bootstrap_aucs",
+    "bootstrap_sums",
     "percentile_ci",
 ]
 
@@ -116,6 +117,15 @@ def paired_bootstrap_aucs(
         counts = resample_counts(indices[lo : lo + chunk], n)
         for k, (rows, y, scores) in enumerate(labels):
             out[k, lo : lo + chunk] = bootstrap_auc(y, scores, counts[rows])
+    return out
+
+
+def bootstrap_sums(indices: np.ndarray, n: int, weights: np.ndarray) -> np.ndarray:
+    """(B, W): for each resample of ``indices`` (B, n), the sum over its draws of ``weights`` (n, W)."""
+    out = np.empty((indices.shape[0], weights.shape[1]))
+    chunk = max(1, _CELLS_PER_CHUNK // max(1, n))
+    for lo in range(0, indices.shape[0], chunk):
+        out[lo : lo + chunk] = resample_counts(indices[lo : lo + chunk], n).T @ weights
     return out
 
 
