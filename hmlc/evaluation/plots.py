@@ -115,6 +115,17 @@ def _grid(n: int, title: str) -> tuple[Figure, list]:
     return fig, axes[:n]
 
 
+def _panel(ax: object, title: str, xlabel: str, ylabel: str) -> None:
+    """The unit square with small labels: one panel of a grid."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(alpha=0.3)
+
+
 def pr_curves_png(results: Sequence[LabelResult]) -> bytes:
     """Precision against recall for every label with a curve, with its AP and prevalence."""
     shown = [r for r in results if r.pr is not None]
@@ -124,13 +135,7 @@ def pr_curves_png(results: Sequence[LabelResult]) -> bytes:
         prevalence = r.n_pos / (r.n_pos + r.n_neg)
         ax.axhline(prevalence, color="#cccccc", linewidth=0.8, linestyle=":")
         ax.step(recall, precision, where="post", color=CURVE_COLOR, linewidth=1.6)
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        ax.set_title(f"{r.label}\nAP {r.pr_auc:.3f}", fontsize=8)
-        ax.set_xlabel("recall (sensitivity)", fontsize=7)
-        ax.set_ylabel("precision (PPV)", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.3)
+        _panel(ax, f"{r.label}\nAP {r.pr_auc:.3f}", "recall (sensitivity)", "precision (PPV)")
     return _png(fig)
 
 
@@ -145,11 +150,6 @@ def label_reliability_png(results: Sequence[LabelResult]) -> bytes:
         ax.bar(bins.edges[:-1][full], bins.frequency[full], width=np.diff(bins.edges)[full], align="edge",
                color=CURVE_COLOR, edgecolor="white", alpha=0.85)
         ax.plot(bins.confidence[full], bins.frequency[full], marker="o", markersize=2, color="black", linewidth=0.6)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{r.label}\nECE {bins.ece:.3f}, n = {int(bins.count.sum())}", fontsize=8)
-        ax.set_xlabel("predicted probability", fontsize=7)
-        ax.set_ylabel("share positive", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.grid(alpha=0.3)
+        _panel(ax, f"{r.label}\nECE {bins.ece:.3f}, n = {int(bins.count.sum())}", "predicted probability",
+               "share positive")
     return _png(fig)
