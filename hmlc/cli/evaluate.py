@@ -16,7 +16,7 @@ __all__ = ["add_parsers"]
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="evaluate a predictions CSV against a labels CSV (AUC + CI, AP, readers, DeLong, report)",
+        help="evaluate a predictions CSV against a labels CSV (AUC + CI, readers, DeLong, report)",
         description="Join predictions and labels by their id column (Study or Path; Study predictions "
         "against labels by Path are joined by the study of each path, a study positive if any of its "
         "images is), match label columns by name, and compute per label AUC with a bootstrap CI, PR-AUC, "
