@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -38,6 +39,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", metavar="roots|A,B,...",
                    help="labels left out of the micro/macro average precision (their AUCs are still "
                    "reported); 'roots': the roots of --hierarchy")
+    p.add_argument("--checkpoint", type=Path, action="append", metavar="DIR",
+                   help="the checkpoint(s) that produced the predictions (repeatable): recorded in the "
+                   "report, and its score_exclude is the default --exclude")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default 2000; 0: none; at most 100000)")
     p.add_argument("--compare", type=Path, metavar="Q.csv",
@@ -84,14 +88,15 @@ def _command_line(args: argparse.Namespace) -> str:
             if isinstance(action.const, bool) and value is action.const:
                 words.append(action.option_strings[0])
             continue
-        words.append(action.option_strings[0])
-        if action.nargs != 0:
-            words.append(str(value))
+        for one in value if isinstance(value, list) else [value]:
+            words.append(action.option_strings[0])
+            if action.nargs != 0:
+                words.append(str(one))
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _provenance(args: argparse.Namespace) -> dict[str, str]:
-    """What produced the report: the files (with their sha256), hmlc's version, the command."""
+def _provenance(args: argparse.Namespace, checkpoints: dict[Path, dict]) -> dict[str, str]:
+    """What produced the report: the files (with their sha256), the checkpoints, hmlc's version, the command."""
     import hmlc
 
     out = {
@@ -107,6 +112,18 @@ def _provenance(args: argparse.Namespace) -> dict[str, str]:
         out["radiologists"] = str(args.radiologists.resolve())
     if args.hierarchy:
         out["hierarchy"] = str(args.hierarchy)
+    for i, (path, meta) in enumerate(checkpoints.items()):
+        key = "checkpoint" if len(checkpoints) == 1 else f"checkpoint {i + 1}"
+        out[key] = str(path.resolve())
+        config = meta.get("config") or {}
+        data = config.get("data") or {}
+        described = {
+            "trained with hmlc": meta.get("hmlc_version"), "backbone": meta.get("backbone"),
+            "stage": meta.get("stage"), "hierarchy": meta.get("hierarchy_name"),
+            "dataset": data.get("dataset"), "data root": data.get("root"),
+            "config sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest() if config else None,
+        }
+        out[f"{key} details"] = ", ".join(f"{k} {v}" for k, v in described.items() if v not in (None, ""))
     out["hmlc version"] = hmlc.__version__
     out["command"] = _command_line(args)
     return out
@@ -132,6 +149,23 @@ def _closure_choice(args: argparse.Namespace) -> tuple[bool, str, str | None]:
     if close and not hierarchy:
         raise ConfigError(f"{why} closes the truth over a hierarchy: give --hierarchy NAME|FILE")
     return close, why, hierarchy
+
+
+def _checkpoints(paths: list[Path] | None) -> dict[Path, dict]:
+    """The metadata of each --checkpoint (read without its tensors)."""
+    if not paths:
+        return {}
+    from hmlc.models.checkpoint import read_checkpoint_metadata
+
+    return {path: read_checkpoint_metadata(path) for path in paths}
+
+
+def _score_exclude(checkpoints: dict[Path, dict], labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The labels the checkpoints' protocol leaves out of the AP (``score_exclude``), among ``labels``."""
+    named: list[str] = []
+    for meta in checkpoints.values():
+        named += [str(x) for x in meta.get("score_exclude") or ()]
+    return tuple(label for label in dict.fromkeys(named) if label in labels)
 
 
 def _excluded(spec: str | None, labels: tuple[str, ...], graph: object | None) -> tuple[str, ...]:
@@ -166,6 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sensitivity {args.sensitivity}: give a share of positives in (0, 1], e.g. 0.9")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder")
+    checkpoints = _checkpoints(args.checkpoint)
     close, closure_choice, hierarchy = _closure_choice(args)
     graph = None
     if hierarchy:
@@ -174,10 +209,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         graph = get_host().hierarchy(hierarchy)
     data = load_evaluation_data(args.predictions, args.labels, args.radiologists, args.compare, args.labels_subset,
                                 closure=graph if close else None)
-    exclude = _excluded(args.exclude, data.labels, graph)
+    exclude = _excluded(args.exclude, data.labels, graph) if args.exclude else _score_exclude(checkpoints, data.labels)
     result = evaluate(data, n_boot=args.bootstrap, seed=args.seed, graph=graph if args.hierarchy else None,
                       exclude=exclude, sensitivity=args.sensitivity)
-    result = replace(result, closure_choice=closure_choice, provenance=_provenance(args))
+    result = replace(result, closure_choice=closure_choice, provenance=_provenance(args, checkpoints))
     for note in result.notes:
         print(f"hmlc evaluate: {note}", file=sys.stderr)
     for warning in result.warnings:

@@ -250,3 +250,34 @@ def test_the_report_records_the_files_their_hashes_the_version_and_the_command(t
     assert source["hmlc version"] == hmlc.__version__
     assert source["command"] == (f"hmlc evaluate --predictions {files.predictions} --labels {files.labels} "
                                  "--bootstrap 10 --seed 2 --json")
+
+
+def test_a_checkpoint_is_recorded_and_its_score_exclude_is_the_default_exclude(tmp_path: Path) -> None:
+    import torch
+
+    from hmlc.models.checkpoint import save_checkpoint
+
+    files = write_chexpert_files(tmp_path / "f", n=40, uncertain=0, blank=0)
+    config = {"data": {"dataset": "chexpert", "root": "/data/chexpert"}, "seed": 0}
+    checkpoint = save_checkpoint(tmp_path / "ckpt", {"w": torch.zeros(2)}, {
+        "hmlc_version": "0.1.0", "backbone": "densenet121", "stage": "finetune", "hierarchy_name": "chexpert",
+        "score_exclude": ["No Finding", "Not A Label"], "config": config,
+    })
+    base = ["--predictions", str(files.predictions), "--labels", str(files.labels), "--bootstrap", "0",
+            "--checkpoint", str(checkpoint)]
+    metrics, _ = evaluate_json(*base)
+    assert metrics["average_precision"]["excluded"] == ["No Finding"]
+    kept = [label for label in CHEXPERT14 if label != "No Finding"]
+    truth = files.codes.loc[files.probs.index, kept].to_numpy()
+    assert metrics["average_precision"]["micro"] == pytest.approx(
+        average_precision_score(truth, files.probs[kept].to_numpy(), average="micro"))
+    source = metrics["provenance"]
+    assert source["checkpoint"] == str(checkpoint.resolve())
+    details = source["checkpoint details"]
+    assert "backbone densenet121" in details and "dataset chexpert" in details
+    assert f"config sha256 {hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()}" in details
+    assert f"--checkpoint {checkpoint}" in source["command"]
+    metrics, _ = evaluate_json(*base, "--exclude", "Edema")  # the option wins over the checkpoint
+    assert metrics["average_precision"]["excluded"] == ["Edema"]
+    code, _, stderr = run_hmlc(["evaluate", *base[:-1], str(tmp_path / "nothing")])
+    assert code == 2 and stderr.startswith("hmlc: error: ") and stderr.count("\n") == 1
