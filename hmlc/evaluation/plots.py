@@ -29,6 +29,8 @@ BELOW_COLOR = "#d62728"  # reader below the curve
 ABOVE_COLOR = "#2ca02c"  # reader on or above it
 THRESHOLD_COLOR = "#ff7f0e"  # the model's operating thresholds
 _GRID_COLUMNS = 4
+#: The most panels of a per-label grid: beyond, the first ones are drawn and the title says so.
+MAX_PANELS = 48
 
 
 def _png(fig: Figure) -> bytes:
@@ -105,6 +107,8 @@ def reliability_png(bins: ReliabilityBins, ece: float) -> bytes:
 
 
 def _grid(n: int, title: str) -> tuple[Figure, list]:
+    if n > MAX_PANELS:
+        title, n = f"{title}: the first {MAX_PANELS} of {n} labels", MAX_PANELS
     columns = min(_GRID_COLUMNS, max(n, 1))
     rows = max(1, math.ceil(n / columns))
     fig = Figure(figsize=(2.6 * columns, 2.6 * rows + 0.4), layout="constrained")
@@ -130,6 +134,7 @@ def pr_curves_png(results: Sequence[LabelResult]) -> bytes:
     """Precision against recall for every label with a curve, with its AP and prevalence."""
     shown = [r for r in results if r.pr is not None]
     fig, axes = _grid(len(shown), "Precision-recall curves (dotted: prevalence, a random model)")
+    shown = shown[: len(axes)]
     for ax, r in zip(axes, shown):
         recall, precision = r.pr
         prevalence = r.n_pos / (r.n_pos + r.n_neg)
@@ -143,6 +148,7 @@ def label_reliability_png(results: Sequence[LabelResult]) -> bytes:
     """One reliability diagram per label: share of positives against mean probability per bin."""
     shown = [r for r in results if r.calibration is not None]
     fig, axes = _grid(len(shown), "Calibration per label (bar: share of positives per probability bin)")
+    shown = shown[: len(axes)]
     for ax, r in zip(axes, shown):
         bins = r.calibration
         full = bins.count > 0

@@ -281,3 +281,26 @@ def test_a_checkpoint_is_recorded_and_its_score_exclude_is_the_default_exclude(t
     assert metrics["average_precision"]["excluded"] == ["Edema"]
     code, _, stderr = run_hmlc(["evaluate", *base[:-1], str(tmp_path / "nothing")])
     assert code == 2 and stderr.startswith("hmlc: error: ") and stderr.count("\n") == 1
+
+
+def test_per_label_figures_draw_at_most_max_panels(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from PIL import Image
+
+    from hmlc.evaluation import plots
+    from hmlc.evaluation.evaluator import evaluate
+    from hmlc.evaluation.io import EvaluationData
+
+    monkeypatch.setattr(plots, "MAX_PANELS", 4)  # one row of 4 panels
+    rng = np.random.default_rng(0)
+    n, k = 40, 9
+    codes = (rng.random((n, k)) < 0.4).astype(float)
+    probs = np.clip(codes * 0.3 + rng.random((n, k)) * 0.7, 0, 1)
+    labels = tuple(f"L{i}" for i in range(k))
+    data = EvaluationData("Path", np.array([f"i{i}" for i in range(n)], dtype=object), labels, codes, probs,
+                          labels, probs)
+    result = evaluate(data, n_boot=0)
+    for draw in (plots.pr_curves_png, plots.label_reliability_png):
+        width, height = Image.open(io.BytesIO(draw(result.labels))).size
+        assert width > 0 and height <= 90 * (2.6 + 0.4) + 1  # one row at 90 dpi, not three

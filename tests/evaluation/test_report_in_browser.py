@@ -69,6 +69,7 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_every_figure_of_the_report_decodes_in_headless_chromium(tmp_path: Path) -> None:
     files = write_chexpert_files(tmp_path / "files", n=120)
