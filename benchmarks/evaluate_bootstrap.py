@@ -4,7 +4,8 @@ Both compute the AUC of every label on every resample of the same (B, n) index
 matrix (the work behind ``auc_ci`` and ``mean_auc_ci``); the baseline is the
 implementation hmlc shipped before, kept here verbatim: draw counts laid out
 (resamples, rows). The script checks that both give identical AUCs, then prints
-the best of ``--repeat`` wall times of each and their ratio.
+the best of ``--repeat`` wall times of each and their ratio, and, for information, the time of
+the whole ``evaluate()`` on the same rows (everything ``hmlc evaluate`` computes).
 
     python benchmarks/evaluate_bootstrap.py [--n 500] [--labels 14] [--resamples 2000] [--repeat 5]
 """
@@ -18,6 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from hmlc.evaluation.bootstrap import bootstrap_indices, paired_bootstrap_aucs
+from hmlc.evaluation.evaluator import evaluate
+from hmlc.evaluation.io import EvaluationData
 
 _CELLS_PER_CHUNK = 4_000_000
 
@@ -81,6 +84,18 @@ def synthetic_labels(n: int, n_labels: int, seed: int = 0) -> list[tuple[np.ndar
     return out
 
 
+def evaluation_data(n: int, labels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> EvaluationData:
+    """The same labels as :class:`EvaluationData` (rows outside a label's ``rows`` coded blank)."""
+    codes = np.full((n, len(labels)), np.nan)
+    probs = np.random.default_rng(1).random((n, len(labels)))
+    for k, (rows, y, scores) in enumerate(labels):
+        codes[rows, k] = y
+        probs[rows, k] = scores
+    names = tuple(f"label{k}" for k in range(len(labels)))
+    return EvaluationData("Study", np.array([f"s{i:05d}" for i in range(n)], dtype=object), names, codes, probs,
+                          names, probs)
+
+
 def best_time(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
     times, result = [], None
     for _ in range(repeat):
@@ -102,10 +117,12 @@ def main() -> None:
     t_old, old = best_time(lambda: baseline_paired(indices, args.n, labels), args.repeat)
     t_new, new = best_time(lambda: paired_bootstrap_aucs(indices, args.n, labels), args.repeat)
     same = np.array_equal(old, new, equal_nan=True)
+    t_all, _ = best_time(lambda: evaluate(evaluation_data(args.n, labels), n_boot=args.resamples), args.repeat)
     print(f"{args.resamples} resamples, {args.n} rows x {args.labels} labels, best of {args.repeat}")
     print(f"baseline (counts by resample) {t_old:.3f} s")
     print(f"hmlc     (counts by row)      {t_new:.3f} s")
     print(f"speed-up {t_old / t_new:.1f}x, identical AUCs on every resample: {same}")
+    print(f"whole evaluate() (AUCs and CIs, operating points and CIs, AP, curves, ECE): {t_all:.3f} s")
     if not same:
         raise SystemExit("the two implementations disagree")
 
