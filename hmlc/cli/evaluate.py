@@ -143,9 +143,9 @@ def _closure_choice(args: argparse.Namespace) -> tuple[bool, str, str | None]:
         close, why = args.closure, "--closure" if args.closure else "--no-closure"
     elif args.dataset:
         close = bool(getattr(reader, "default_eval_closure", False))
-        why = f"the protocol of dataset {args.dataset} ({'closed' if close else 'labels as given'})"
+        why = f"the protocol of dataset {args.dataset}"
     else:
-        close, why = False, "default: labels as given (no --dataset, no --closure)"
+        close, why = False, "the default without --closure or --dataset"
     if close and not hierarchy:
         raise ConfigError(f"{why} closes the truth over a hierarchy: give --hierarchy NAME|FILE")
     return close, why, hierarchy

@@ -99,7 +99,7 @@ def _summary(result: EvaluationResult) -> list[tuple[str, str]]:
     closure = result.closure
     out.append(("ground truth", (f"closed over {closure.hierarchy} (a positive label makes its ancestors positive): "
                                  f"{closure.codes_changed} codes changed" if closure is not None
-                                 else "labels as given, not closed") + (f" [{result.closure_choice}]"
+                                 else "labels as given, not closed") + (f" ({result.closure_choice})"
                                                                          if result.closure_choice else "")))
     return out
 

@@ -304,3 +304,22 @@ def test_per_label_figures_draw_at_most_max_panels(monkeypatch: pytest.MonkeyPat
     for draw in (plots.pr_curves_png, plots.label_reliability_png):
         width, height = Image.open(io.BytesIO(draw(result.labels))).size
         assert width > 0 and height <= 90 * (2.6 + 0.4) + 1  # one row at 90 dpi, not three
+
+
+def test_the_text_summary_shows_the_ap_the_operating_point_and_the_closure(tmp_path: Path) -> None:
+    files = write_chexpert_files(tmp_path / "f", n=60)
+    tree = tmp_path / "tree.yaml"
+    tree.write_text(TREE)
+    code, stdout, stderr = run_hmlc(["evaluate", "--predictions", str(files.predictions), "--labels",
+                                     str(files.labels), "--bootstrap", "0", "--hierarchy", str(tree), "--closure",
+                                     "--exclude", "roots"])
+    assert code == 0, stderr
+    metrics, _ = evaluate_json("--predictions", str(files.predictions), "--labels", str(files.labels),
+                               "--bootstrap", "0", "--hierarchy", str(tree), "--closure", "--exclude", "roots")
+    ap = metrics["average_precision"]
+    assert (f"average precision micro {ap['micro']:.3f}, macro {ap['macro']:.3f} over 13 labels, "
+            "excluding Lung Opacity") in stdout
+    assert f"truth closed over tree: {metrics['closure']['codes_changed']} codes changed" in stdout
+    edema = metrics["labels"]["Edema"]["operating_points"]["youden"]
+    row = next(line for line in stdout.splitlines() if line.startswith("Edema "))
+    assert f"{edema['sensitivity']:.2f}  {edema['specificity']:.2f}" in row
