@@ -3,25 +3,50 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
 
-from hmlc.evaluation.bootstrap import bootstrap_indices, paired_bootstrap_aucs, percentile_ci
+from hmlc.evaluation.bootstrap import (
+    bootstrap_indices,
+    bootstrap_sums,
+    check_resamples,
+    paired_bootstrap_aucs,
+    percentile_ci,
+)
 from hmlc.evaluation.calibration import ReliabilityBins, reliability_bins
 from hmlc.evaluation.coherence import Coherence, coherence_rate
 from hmlc.evaluation.delong import DeLongResult, delong_test
-from hmlc.evaluation.io import EvaluationData
-from hmlc.evaluation.metrics import mean_auc, per_label_auc
+from hmlc.evaluation.io import EvaluationData, StudyAggregation, TruthClosure
+from hmlc.evaluation.metrics import AveragePrecision, average_precision, constant_prediction_labels, mean_auc, per_label_auc
 from hmlc.evaluation.radiologists import OperatingPoint, is_below_curve, operating_point, roc_counts
+from hmlc.evaluation.thresholds import (
+    OperatingThreshold,
+    rate_intervals,
+    rate_weights,
+    sensitivity_threshold,
+    youden_threshold,
+)
 from hmlc.hierarchy import LabelGraph
 
-__all__ = ["ReaderResult", "LabelResult", "EvaluationResult", "evaluate", "DEFAULT_BOOTSTRAP", "CI_LEVEL"]
+__all__ = [
+    "ReaderResult", "LabelResult", "EvaluationResult", "evaluate", "DEFAULT_BOOTSTRAP", "CI_LEVEL",
+    "DEFAULT_SENSITIVITY", "constant_warning",
+]
 
 DEFAULT_BOOTSTRAP = 2000
 CI_LEVEL = 0.95
+#: The fixed sensitivity of the second operating threshold reported per label.
+DEFAULT_SENSITIVITY = 0.9
+
+
+def constant_warning(labels: list[str]) -> str:
+    """The warning for labels whose predictions are all one value."""
+    return (f"all predictions for {', '.join(labels)} are the same value: the model did not learn "
+            "(or this is not the trained checkpoint); check the checkpoint")
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,10 @@ class LabelResult:
     readers: tuple[ReaderResult, ...] = ()
     delong: DeLongResult | None = None
     compare_roc: tuple[np.ndarray, np.ndarray] | None = None
+    pr: tuple[np.ndarray, np.ndarray] | None = None  # (recall, precision) of precision_recall_curve
+    thresholds: tuple[OperatingThreshold, ...] = ()  # Youden's J, then the fixed sensitivity
+    calibration: ReliabilityBins | None = None  # this label's reliability bins
+    constant: bool = False  # every prediction of the label is the same value
 
     @property
     def radiologists_below(self) -> int | None:
@@ -70,6 +99,12 @@ class EvaluationResult:
     notes: tuple[str, ...] = ()
     has_readers: bool = False
     compared: bool = False
+    average_precision: AveragePrecision | None = None
+    warnings: tuple[str, ...] = ()  # a broken model: printed and shown at the top of the report
+    study_aggregation: StudyAggregation | None = None
+    closure: TruthClosure | None = None
+    closure_choice: str = ""  # why the truth was (not) closed, e.g. "--closure", "default of dataset padchest"
+    provenance: dict[str, str] = field(default_factory=dict)
 
     @property
     def ece(self) -> float:
@@ -101,8 +136,20 @@ class EvaluationResult:
                 "delong_p": None if r.delong is None else _num(r.delong.p),
                 "compare_auc": None if r.delong is None else _num(r.delong.other_auc),
                 "bootstrap_skipped": r.boot_skipped,
+                "operating_points": {
+                    t.rule: {
+                        "threshold": _num(t.threshold),
+                        "sensitivity": _num(t.sensitivity),
+                        "specificity": _num(t.specificity),
+                        "sensitivity_ci": [_num(t.sensitivity_ci[0]), _num(t.sensitivity_ci[1])],
+                        "specificity_ci": [_num(t.specificity_ci[0]), _num(t.specificity_ci[1])],
+                    }
+                    for t in r.thresholds
+                },
+                "ece": None if r.calibration is None else _num(r.calibration.ece),
+                "constant_predictions": r.constant,
             }
-        coherence = self.coherence
+        coherence, ap, agg = self.coherence, self.average_precision, self.study_aggregation
         return {
             "n": self.n,
             "labels": labels,
@@ -128,6 +175,27 @@ class EvaluationResult:
                 "confidence": [_num(c) for c in self.calibration.confidence],
                 "frequency": [_num(f) for f in self.calibration.frequency],
             },
+            "average_precision": None if ap is None else {
+                "micro": _num(ap.micro),
+                "macro": _num(ap.macro),
+                "labels": list(ap.labels),
+                "excluded": list(ap.excluded),
+                "labels_without_positives": list(ap.without_positives),
+            },
+            "study_aggregation": None if agg is None else {
+                "rule": agg.rule, "images": agg.images, "studies": agg.studies,
+                "description": "predictions by study; each study's label is the maximum code of its images "
+                               "(positive if any image is positive)",
+            },
+            "closure": {
+                "applied": self.closure is not None,
+                "choice": self.closure_choice,
+                "hierarchy": None if self.closure is None else self.closure.hierarchy,
+                "codes_changed": 0 if self.closure is None else self.closure.codes_changed,
+                "changed_per_label": {} if self.closure is None else dict(self.closure.changed),
+            },
+            "warnings": list(self.warnings),
+            "provenance": dict(self.provenance),
         }
 
 
@@ -141,11 +209,17 @@ def evaluate(
     n_boot: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     graph: LabelGraph | None = None,
+    exclude: Sequence[str] = (),
+    sensitivity: float = DEFAULT_SENSITIVITY,
 ) -> EvaluationResult:
-    """Per-label AUC with bootstrap CI, PR-AUC, ROC, readers, DeLong; mean AUC, coherence, ECE."""
+    """Per-label AUC with bootstrap CI, PR-AUC, ROC, operating thresholds, readers, DeLong;
+    mean AUC, micro/macro AP over the labels not in ``exclude``, coherence, ECE."""
     n = len(data.ids)
+    check_resamples(n_boot, n)
     basic = per_label_auc(data.codes, data.probs, data.labels)
     notes = list(data.notes)
+    constant = constant_prediction_labels(data.probs, data.labels)
+    warnings = [constant_warning(constant)] if constant else []
     # (rows, y, scores) of each label: its rows coded 0 or 1
     per_label = []
     for k in range(len(data.labels)):
@@ -155,6 +229,23 @@ def evaluate(
     indices = bootstrap_indices(n, n_boot, seed)
     boot_aucs = paired_bootstrap_aucs(indices, n, [per_label[k] for k in defined])  # (defined, B)
     boot_of = dict(zip(defined, boot_aucs))
+    # the operating thresholds of every defined label, and their rates on every resample at once
+    curves, thresholds = {}, {}
+    for k in defined:
+        _, y, scores = per_label[k]
+        curves[k] = roc_curve(y, scores, drop_intermediate=False)
+        thresholds[k] = [youden_threshold(*curves[k]), sensitivity_threshold(*curves[k], sensitivity)]
+    if defined and n_boot:
+        weights = [rate_weights(n, per_label[k][0], per_label[k][1],
+                                np.stack([per_label[k][2] >= t.threshold for t in thresholds[k]], axis=1))
+                   for k in defined]
+        sums = bootstrap_sums(indices, n, np.concatenate(weights, axis=1))
+        start = 0
+        for k, w in zip(defined, weights):
+            intervals = rate_intervals(sums[:, start : start + w.shape[1]], CI_LEVEL)
+            start += w.shape[1]
+            thresholds[k] = [replace(t, sensitivity_ci=sens, specificity_ci=spec)
+                             for t, (sens, spec) in zip(thresholds[k], intervals)]
     results: list[LabelResult] = []
     for k, base in enumerate(basic):
         rows, y, scores = per_label[k]
@@ -163,11 +254,12 @@ def evaluate(
                          "left out of the mean")
             results.append(LabelResult(
                 base.label, math.nan, (math.nan, math.nan), math.nan,
-                base.n_pos, base.n_neg, base.n_excluded, n_boot, None,
+                base.n_pos, base.n_neg, base.n_excluded, n_boot, None, constant=base.label in constant,
             ))
             continue
         boot = boot_of[k]
-        fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=False)
+        fpr, tpr, _ = curves[k]
+        precision, recall, _ = precision_recall_curve(y, scores)
         readers: list[ReaderResult] = []
         if data.readers:
             fp_curve, tp_curve = roc_counts(y, scores)
@@ -196,7 +288,14 @@ def evaluate(
             readers=tuple(readers),
             delong=delong,
             compare_roc=compare_roc,
+            pr=(recall, precision),
+            thresholds=tuple(thresholds[k]),
+            calibration=reliability_bins(y, scores),
+            constant=base.label in constant,
         ))
+    if defined and all(basic[k].auc == 0.5 for k in defined) and not constant:
+        warnings.append("every AUC is exactly 0.5: the predictions rank no positive above a negative; "
+                        "the model did not learn, check the checkpoint")
     if defined and n_boot:
         complete = np.isfinite(boot_aucs).all(axis=0)  # same resamples for every label: paired
         mean_ci = percentile_ci(boot_aucs[:, complete].mean(axis=0), CI_LEVEL)
@@ -227,4 +326,8 @@ def evaluate(
         notes=tuple(notes),
         has_readers=bool(data.readers),
         compared=data.compare is not None,
+        average_precision=average_precision(data.codes, data.probs, data.labels, exclude),
+        warnings=tuple(warnings),
+        study_aggregation=data.study_aggregation,
+        closure=data.closure,
     )

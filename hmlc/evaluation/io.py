@@ -18,12 +18,17 @@ import pandas as pd
 
 from hmlc.data.table import read_label_csv
 from hmlc.errors import DataError
+from hmlc.hierarchy import LabelGraph
 
 __all__ = [
     "ID_COLUMNS",
     "CHEXPERT5",
     "IdFrame",
+    "StudyAggregation",
+    "TruthClosure",
     "EvaluationData",
+    "close_ground_truth",
+    "ground_truth_by_study",
     "read_predictions",
     "read_ground_truth",
     "read_readers",
@@ -67,6 +72,27 @@ class IdFrame:
 
 
 @dataclass(frozen=True)
+class StudyAggregation:
+    """How image-level labels became study-level labels (predictions keyed by Study, labels by Path)."""
+
+    rule: str  # "max": a study is positive if any of its images is
+    images: int  # rows of the labels file
+    studies: int  # the studies they form
+
+
+@dataclass(frozen=True)
+class TruthClosure:
+    """The ground truth closed over a hierarchy (a positive child makes every ancestor positive)."""
+
+    hierarchy: str
+    changed: dict[str, int]  # evaluated label -> codes closure changed (rows of the labels file)
+
+    @property
+    def codes_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+@dataclass(frozen=True)
 class EvaluationData:
     """Everything the metrics need, joined by id: row i of every array is ``ids[i]``."""
 
@@ -81,6 +107,8 @@ class EvaluationData:
     compare: np.ndarray | None = None  # (n, K) probabilities of --compare, NaN columns: label absent
     missing: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what a user should know (printed on stderr)
+    study_aggregation: StudyAggregation | None = None
+    closure: TruthClosure | None = None
 
 
 def _header(path: Path, what: str) -> list[str]:
@@ -218,21 +246,80 @@ def resolve_label_subset(subset: str | None, available: Sequence[str]) -> tuple[
     return tuple(names)
 
 
+def close_ground_truth(truth: IdFrame, graph: LabelGraph) -> tuple[IdFrame, dict[str, int]]:
+    """``truth`` with every ancestor (in ``graph``) of a positive label made positive.
+
+    Columns of labels outside the graph are kept as they are; graph labels the
+    file lacks carry positives through (blank otherwise) but are not added.
+    Returns the closed frame and, per column of ``truth``, how many codes changed.
+    """
+    inside = [k for k, label in enumerate(truth.labels) if label in graph]
+    codes = np.full((len(truth.ids), len(graph)), np.nan)
+    positions = [graph.index(truth.labels[k]) for k in inside]
+    codes[:, positions] = truth.values[:, inside]
+    closed = graph.closure(codes).codes
+    values = truth.values.copy()
+    values[:, inside] = closed[:, positions]
+    before, after = truth.values, values
+    differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
+    changed = {label: int(n) for label, n in zip(truth.labels, differs.sum(axis=0))}
+    return IdFrame(truth.source, truth.id_column, truth.ids, truth.labels, values), changed
+
+
+def ground_truth_by_study(truth: IdFrame) -> IdFrame:
+    """Image-level ``truth`` (ids are image paths) as one row per study, the maximum code of its images.
+
+    The study of a path is its folder up to ``studyN`` (``hmlc.data.datasets.patients_and_studies``).
+    The maximum ranks 1 > 0 > -1 and ignores blanks: a study is positive if any of its images is,
+    negative if none is positive and one is negative, blank if all are blank.
+    """
+    from hmlc.data.datasets import patients_and_studies
+
+    _, studies = patients_and_studies([str(v) for v in truth.ids])
+    frame = pd.DataFrame(truth.values, columns=list(truth.labels))
+    frame.insert(0, "Study", studies)
+    by_study = frame.groupby("Study", sort=False)[list(truth.labels)].max()
+    return IdFrame(
+        truth.source, "Study", by_study.index.to_numpy(dtype=object), truth.labels,
+        by_study.to_numpy(dtype=float).reshape(len(by_study), len(truth.labels)),
+    )
+
+
 def load_evaluation_data(
     predictions: str | Path,
     labels: str | Path,
     radiologists: str | Path | None = None,
     compare: str | Path | None = None,
     subset: str | None = None,
+    closure: LabelGraph | None = None,
 ) -> EvaluationData:
-    """Read and join the files of ``hmlc evaluate``; rows are the ids present in both P and L."""
+    """Read and join the files of ``hmlc evaluate``; rows are the ids present in both P and L.
+
+    Predictions keyed by ``Study`` against labels keyed only by ``Path`` are joined by study:
+    the labels are aggregated per study first (:func:`ground_truth_by_study`). With
+    ``closure``, the labels are closed over that hierarchy (:func:`close_ground_truth`),
+    image by image, before anything else.
+    """
     pred_path, labels_path = Path(predictions), Path(labels)
     pred_header, truth_header = _header(pred_path, "predictions"), _header(labels_path, "labels")
     id_column = _id_column(pred_path, pred_header, None)
     shared_ids = [c for c in ID_COLUMNS if c in pred_header and c in truth_header]
-    id_column = _id_column(labels_path, truth_header, shared_ids[0] if shared_ids else id_column)
-    pred = read_predictions(pred_path, id_column)
-    truth = read_ground_truth(labels_path, pred.id_column, pred.labels)
+    by_study = not shared_ids and id_column == "Study" and "Path" in truth_header
+    truth_id = "Path" if by_study else _id_column(labels_path, truth_header, shared_ids[0] if shared_ids else id_column)
+    pred = read_predictions(pred_path, "Study" if by_study else truth_id)
+    wanted = list(pred.labels)
+    if closure is not None:
+        wanted += [label for label in closure.labels if label not in pred.labels]
+    truth = read_ground_truth(labels_path, truth_id, wanted)
+    closed: TruthClosure | None = None
+    if closure is not None:
+        truth, changed = close_ground_truth(truth, closure)
+        closed = TruthClosure(closure.name or "hierarchy", changed)
+    aggregation: StudyAggregation | None = None
+    if by_study:
+        images = len(truth.ids)
+        truth = ground_truth_by_study(truth)
+        aggregation = StudyAggregation("max", images, len(truth.ids))
     notes: list[str] = []
     shared = [label for label in pred.labels if label in truth.labels]
     if not shared:
@@ -258,9 +345,10 @@ def load_evaluation_data(
         def first(frame: IdFrame) -> str:
             return f"{frame.ids[0]!r}, ..." if len(frame.ids) else "no rows"
 
+        derived = " (studies derived from its Path column)" if by_study else ""
         raise DataError(
-            f"no {pred.id_column} id of {pred.source} ({first(pred)}) is in {truth.source} ({first(truth)}); "
-            "the files must describe the same samples"
+            f"no {pred.id_column} id of {pred.source} ({first(pred)}) is in {truth.source}{derived} "
+            f"({first(truth)}); the files must describe the same samples"
         )
     if missing["predictions_not_in_labels"]:
         notes.append(f"{missing['predictions_not_in_labels']} ids of {pred.source.name} are not in {truth.source.name}")
@@ -296,4 +384,8 @@ def load_evaluation_data(
         compare=compared,
         missing=missing,
         notes=tuple(notes),
+        study_aggregation=aggregation,
+        closure=None if closed is None else TruthClosure(
+            closed.hierarchy, {label: closed.changed.get(label, 0) for label in chosen}
+        ),
     )

@@ -13,12 +13,12 @@ from sklearn.metrics import roc_auc_score
 from hmlc.evaluation.bootstrap import bootstrap_auc, bootstrap_indices, percentile_ci, resample_counts
 
 
-def loop_aucs(y: np.ndarray, scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def loop_aucs(y: np.ndarray, scores: np.ndarray, indices: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """sklearn's AUC of every resample, NaN where it lacks a class."""
     out = []
     for idx in indices:
         yb = y[idx]
-        out.append(roc_auc_score(yb, scores[idx]) if 0 < yb.sum() < len(yb) else math.nan)
+        out.append(roc_auc_score(yb, scores[idx]) if 0 < (yb == 1).sum() < len(yb) else math.nan)
     return np.array(out)
 
 
@@ -32,7 +32,8 @@ def test_indices_are_reproducible_for_a_seed_and_differ_across_seeds() -> None:
 
 def test_counts_are_how_often_each_row_is_drawn() -> None:
     indices = np.array([[0, 0, 2], [1, 2, 2]])
-    assert resample_counts(indices, 4).tolist() == [[2, 0, 1, 0], [0, 1, 2, 0]]
+    # one row per data row, one column per resample
+    assert resample_counts(indices, 4).tolist() == [[2, 0], [0, 1], [1, 2], [0, 0]]
 
 
 def test_bootstrap_auc_equals_sklearn_on_every_resample() -> None:
@@ -72,6 +73,40 @@ def test_large_resample_counts_are_processed_in_chunks_with_the_same_result(monk
     whole = bootstrap_auc(y, scores, counts)
     monkeypatch.setattr(bootstrap, "_CELLS_PER_CHUNK", 60 * 7)  # 7 resamples at a time
     np.testing.assert_array_equal(bootstrap.bootstrap_auc(y, scores, counts), whole)
+
+
+def test_paired_aucs_equal_the_previous_implementation_on_the_same_seed() -> None:
+    """Same seed, same resamples, same AUCs as the implementation before issue 12 (kept in the benchmark)."""
+    import importlib.util
+    from pathlib import Path
+
+    from hmlc.evaluation.bootstrap import paired_bootstrap_aucs
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "evaluate_bootstrap.py"
+    spec = importlib.util.spec_from_file_location("evaluate_bootstrap", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    labels = benchmark.synthetic_labels(90, 4, seed=2)
+    indices = bootstrap_indices(90, 150, seed=4)
+    new = paired_bootstrap_aucs(indices, 90, labels)
+    np.testing.assert_array_equal(new, benchmark.baseline_paired(indices, 90, labels))
+    for k, (rows, y, scores) in enumerate(labels):  # and both equal sklearn on the drawn rows
+        kept = [idx[np.isin(idx, rows)] for idx in indices]
+        position = {r: i for i, r in enumerate(rows)}
+        slow = loop_aucs(y, scores, [np.array([position[r] for r in idx]) for idx in kept])
+        np.testing.assert_allclose(new[k], slow, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_boot", [-1, 1_000_000_000, 100_001])
+def test_impossible_resample_counts_are_refused_with_a_clear_error(n_boot: int) -> None:
+    from hmlc.errors import ConfigError
+    from hmlc.evaluation.bootstrap import check_resamples
+
+    with pytest.raises(ConfigError, match="--bootstrap"):
+        check_resamples(n_boot, 500)
+    check_resamples(2000, 500)
+    with pytest.raises(ConfigError, match="GiB"):  # allowed count, but too many cells for memory
+        check_resamples(100_000, 10_000)
 
 
 @settings(max_examples=60, deadline=None)

@@ -234,7 +234,11 @@ def test_file_order_of_rows_and_columns_changes_nothing(tmp_path: Path, full: tu
     again = json.loads(stdout)
     assert list(again["labels"]) != list(metrics["labels"])  # label order follows the predictions' columns
     assert sorted(again.pop("mean_auc_labels")) == sorted(metrics["mean_auc_labels"])
-    assert_same(again, {k: v for k, v in metrics.items() if k != "mean_auc_labels"})
+    assert sorted(again["average_precision"].pop("labels")) == sorted(metrics["average_precision"]["labels"])
+    again.pop("provenance")  # names the reshuffled files
+    expected = {k: v for k, v in metrics.items() if k not in ("mean_auc_labels", "provenance")}
+    expected["average_precision"] = {k: v for k, v in expected["average_precision"].items() if k != "labels"}
+    assert_same(again, expected)
 
 
 def assert_same(a: Any, b: Any, where: str = "metrics") -> None:
@@ -352,11 +356,12 @@ def test_metrics_json_follows_the_schema_and_is_strict_json(full: tuple) -> None
 def test_report_files_are_written_and_the_html_is_self_contained(full: tuple) -> None:
     _, metrics, _, out = full
     names = {p.name for p in out.iterdir()}
-    assert {"metrics.json", "report.md", "report.html", "reliability.png"} <= names
+    assert {"metrics.json", "report.md", "report.html", "reliability.png", "pr_curves.png",
+            "reliability_per_label.png"} <= names
     assert {f"roc_{re.sub('[^a-z0-9]+', '_', k.lower())}.png" for k in metrics["labels"]} <= names
     html = (out / "report.html").read_text()
     sources = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
-    assert len(sources) == len(metrics["labels"]) + 1
+    assert len(sources) == len(metrics["labels"]) + 3  # ROC per label, PR curves, calibration per label, pooled
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http" not in html.replace("http-equiv", "") and "@import" not in html and "url(" not in html
     for source in sources:
@@ -378,7 +383,7 @@ ERRORS: dict[str, tuple[list[str], str]] = {
     "missing predictions": (["--predictions", "{x}/nope.csv"], "does not exist"),
     "missing labels": (["--labels", "{x}/nope.csv"], "does not exist"),
     "no id column": (["--predictions", "{x}/noid.csv"], "no id column"),
-    "mismatched id columns": (["--labels", "{x}/bypath.csv"], "'Study'"),
+    "mismatched id columns": (["--predictions", "{x}/predbypath.csv"], "has no 'Path' column"),
     "no shared label": (["--labels", "{x}/otherlabels.csv"], "no label column"),
     "text probability": (["--predictions", "{x}/text.csv"], "'high'"),
     "probability above one": (["--predictions", "{x}/big.csv"], "between 0 and 1"),
@@ -395,6 +400,10 @@ ERRORS: dict[str, tuple[list[str], str]] = {
     "reader lacks ids": (["--radiologists", "{x}/partial"], "lacks"),
     "compare lacks ids": (["--compare", "{x}/partialq.csv"], "lacks"),
     "negative bootstrap": (["--bootstrap", "-1"], "--bootstrap"),
+    "huge bootstrap": (["--bootstrap", "1000000000"], "more than the 100,000 resamples"),
+    "sensitivity above one": (["--sensitivity", "1.5"], "--sensitivity 1.5"),
+    "unknown dataset": (["--dataset", "no-such-data"], "no-such-data"),
+    "missing checkpoint": (["--checkpoint", "{x}/nothing"], "nothing"),
     "bootstrap not a number": (["--bootstrap", "many"], "invalid int"),
     "unknown hierarchy": (["--hierarchy", "no-such-tree"], "no-such-tree"),
     "out is a file": (["--out", "{x}/empty.csv"], "is a file"),
@@ -407,7 +416,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChexpertFiles, Pat
     files = write_chexpert_files(x / "files", n=30)
     pred = pd.read_csv(files.predictions)
     pred.drop(columns="Study").to_csv(x / "noid.csv", index=False)
-    pd.read_csv(files.labels).rename(columns={"Study": "Path"}).to_csv(x / "bypath.csv", index=False)
+    pred.rename(columns={"Study": "Path"}).to_csv(x / "predbypath.csv", index=False)
     pd.DataFrame({"Study": pred["Study"], "Nodule": 1}).to_csv(x / "otherlabels.csv", index=False)
     for name, value in (("text", "high"), ("big", "1.5"), ("blank", "")):
         bad = pred.astype(str)

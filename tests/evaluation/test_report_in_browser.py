@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,3 +55,45 @@ def test_report_html_renders_its_plots_in_headless_chromium(tmp_path: Path) -> N
     # The curves and reliability bars are the only blue on the page, the readers the only red and green.
     assert pixels_near(image, CURVE_COLOR) > 1500
     assert pixels_near(image, BELOW_COLOR) + pixels_near(image, ABOVE_COLOR) > 200
+
+
+# Appended to a copy of the page: after loading, the body records how many images it has and how many
+# did not decode (naturalWidth 0 is a broken image).
+_COUNT_IMAGES = """<script>
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  document.body.setAttribute("data-images", images.length);
+  document.body.setAttribute("data-broken", images.filter(i => !(i.complete && i.naturalWidth > 0)).length);
+  document.body.setAttribute("data-widths", images.map(i => i.naturalWidth).join(","));
+});
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_every_figure_of_the_report_decodes_in_headless_chromium(tmp_path: Path) -> None:
+    files = write_chexpert_files(tmp_path / "files", n=120)
+    code, _, stderr = run_hmlc([
+        "evaluate", "--predictions", str(files.predictions), "--labels", str(files.labels),
+        "--radiologists", str(files.radiologists), "--bootstrap", "50", "--out", str(tmp_path / "report"),
+    ])
+    assert code == 0, stderr
+    html = (tmp_path / "report" / "report.html").read_text()
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", _COUNT_IMAGES + "</body>"))
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+            check=True, capture_output=True, text=True, timeout=120,
+        ).stdout
+    images = re.search(r'data-images="(\d+)"', dom)
+    assert images is not None, dom[:500]
+    # 14 ROC curves, the PR curves, calibration per label, the pooled reliability diagram
+    assert int(images.group(1)) == 14 + 3
+    assert re.search(r'data-broken="(\d+)"', dom).group(1) == "0", re.search(r'data-widths="([^"]*)"', dom)
+    for alt in ("Precision-recall curves", "Reliability diagrams per label", "Reliability diagram (all labels pooled)"):
+        assert f'alt="{alt}"' in html
+    for section in ("Operating points", "Provenance", "sha256"):
+        assert section in html
