@@ -67,10 +67,16 @@ class Registry(Generic[T]):
         return self.entry(name).obj
 
     def unknown_message(self, name: str) -> str:
-        known = ", ".join(sorted(self._entries)) or "none"
+        """'unknown KIND NAME; did you mean: the 3 closest names?' and where to see them all."""
+        import difflib
+
+        names = sorted(self._entries)
+        if not names:
+            return f"unknown {self.singular} {name!r}: none is registered (run `hmlc plugins` to see what is installed)"
+        closest = difflib.get_close_matches(name, names, n=3, cutoff=0.0)
         return (
-            f"unknown {self.singular} {name!r}; available: {known} "
-            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed)"
+            f"unknown {self.singular} {name!r}; did you mean: {', '.join(closest)}? "
+            f"(`hmlc list {self.kind}` lists all {len(names)}, `hmlc plugins` what is installed)"
         )
 
     def __contains__(self, name: object) -> bool:
