@@ -157,7 +157,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if missing:
         raise HmlcError(
             f"no local ImageNet weights for {len(missing)} of {len(found)} backbone(s): {', '.join(missing)}; "
-            "put each file where the table says (hmlc never downloads), or train with model.pretrained=false"
+            "put each file where the table says, or let `hmlc train` download them on a machine with internet access, "
+            "or train with model.pretrained=false"
         )
     return 0
 

@@ -114,8 +114,8 @@ def build_model(
     """An :class:`HmlcModel` on ``spec``'s backbone.
 
     With ``pretrained`` the backbone's weights come from ``weights_path`` or
-    the local caches (:func:`hmlc.models.weights.find_weights`); nothing is
-    downloaded. The head is always freshly initialised.
+    the local caches, downloaded into them when missing
+    (:func:`hmlc.models.weights.find_weights`). The head is always freshly initialised.
     """
     if weights_path is not None and not pretrained:
         raise ConfigError(
