@@ -30,6 +30,7 @@ __all__ = [
     "CenterCrop",
     "PreprocessedImages",
     "preprocess_image",
+    "crop_region",
     "resolve_preprocessor",
     "register_builtin_preprocessors",
 ]
@@ -84,6 +85,15 @@ class Preprocessor(ABC):
         """The side of the square output, or None when it depends on the input."""
         return None
 
+    def region(self, img: np.ndarray) -> tuple[float, float, float, float] | None:
+        """(top, left, height, width) of ``img`` that the output shows, in ``img``'s pixels; None: unknown.
+
+        Lets ``hmlc explain`` lay a heatmap of the preprocessed image back
+        onto the original. A crop after a resize to ``resize`` x ``resize``
+        returns its window scaled back (see :func:`crop_region`).
+        """
+        return None
+
     def fingerprint(self) -> str:
         """sha256 over name, version, settings and state: equal fingerprints, equal outputs."""
         h = hashlib.sha256()
@@ -134,6 +144,18 @@ class CenterCrop(Preprocessor):
         img = resize_square(img, self.resize)
         top = (self.resize - self.crop) // 2
         return np.ascontiguousarray(img[top : top + self.crop, top : top + self.crop])
+
+    def region(self, img: np.ndarray) -> tuple[float, float, float, float]:
+        top = (self.resize - self.crop) // 2
+        return crop_region(img.shape, self.resize, top, top, self.crop)
+
+
+def crop_region(
+    shape: tuple[int, ...], resize: int, top: int, left: int, crop: int
+) -> tuple[float, float, float, float]:
+    """The window (top, left, crop, crop) of an image resized to ``resize`` x ``resize``, in the original's pixels."""
+    sy, sx = shape[0] / resize, shape[1] / resize
+    return top * sy, left * sx, crop * sy, crop * sx
 
 
 def preprocess_image(img: np.ndarray, preprocessor: Preprocessor | None, image_size: int) -> np.ndarray:

@@ -11,6 +11,8 @@ convolution and returns a (B, C, H, W) tensor, found by running the model once.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -25,7 +27,16 @@ from torch import Tensor, nn
 
 from hmlc.errors import ConfigError, DataError
 
-__all__ = ["find_feature_layer", "grad_cam", "overlay_heatmap", "Explanation", "explain_image"]
+__all__ = [
+    "find_feature_layer",
+    "grad_cam",
+    "overlay_heatmap",
+    "heatmap_on_original",
+    "render_explanation",
+    "explanation_file_names",
+    "Explanation",
+    "explain_image",
+]
 
 
 def find_feature_layer(backbone: nn.Module, example: Tensor) -> str:
@@ -100,6 +111,75 @@ def overlay_heatmap(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4) -> n
     return cv2.addWeighted(colour, alpha, gray, 1.0 - alpha, 0.0)
 
 
+def heatmap_on_original(
+    cam: np.ndarray, shape: tuple[int, ...], region: tuple[float, float, float, float] | None
+) -> np.ndarray:
+    """``cam`` ([0, 1], any size) laid onto an image of ``shape`` (H, W) over ``region``; zero outside it.
+
+    ``region`` is (top, left, height, width) in the image's pixels, as
+    :meth:`hmlc.data.preprocess.Preprocessor.region` gives it; None: the whole image.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    if region is None:
+        region = (0.0, 0.0, float(height), float(width))
+    top, left, h, w = region
+    y0, x0 = max(0, int(round(top))), max(0, int(round(left)))
+    y1, x1 = min(height, int(round(top + h))), min(width, int(round(left + w)))
+    heat = np.zeros((height, width), dtype=np.float32)
+    if y1 > y0 and x1 > x0:
+        resized = cv2.resize(cam.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        heat[y0:y1, x0:x1] = np.clip(resized, 0.0, 1.0)
+    return heat
+
+
+def render_explanation(
+    image: np.ndarray,
+    heat: np.ndarray,
+    label: str,
+    probability: float,
+    region: tuple[float, float, float, float] | None = None,
+    alpha: float = 0.4,
+) -> bytes:
+    """A PNG: the gray ``image`` with ``heat`` (same size, [0, 1]) in the jet colour map, a colour bar,
+    the label and its probability as the title, and the window the model saw (``region``) outlined.
+
+    Small images are shown enlarged (at least 400 pixels wide), never shrunk.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    height, width = image.shape[:2]
+    scale = max(1.0, 400.0 / width)
+    dpi = 100.0
+    # Room beside the image for the colour bar, above it for the title.
+    fig = Figure(figsize=(width * scale / dpi + 1.4, height * scale / dpi + 0.6), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, (width * scale / dpi) / fig.get_figwidth(), (height * scale / dpi) / fig.get_figheight()))
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    outside = np.zeros((height, width), dtype=bool)
+    if region is not None and not np.allclose(region, (0, 0, height, width), atol=0.5):
+        top, left, h, w = region
+        outside[:] = True
+        outside[max(0, round(top)) : round(top + h), max(0, round(left)) : round(left + w)] = False
+    # No colour where the model saw nothing.
+    shown = ax.imshow(
+        np.ma.masked_where(outside, heat), cmap="jet", vmin=0.0, vmax=1.0, alpha=alpha, interpolation="nearest"
+    )
+    if outside.any():
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor="white", linestyle="--", linewidth=1))
+    ax.set_axis_off()
+    ax.set_title(f"{label}: p = {probability:.3f}", fontsize=11, loc="left")
+    bar_left = ax.get_position().x1 + 0.15 / fig.get_figwidth()
+    cax = fig.add_axes((bar_left, ax.get_position().y0, 0.18 / fig.get_figwidth(), ax.get_position().height))
+    bar = fig.colorbar(shown, cax=cax)
+    bar.set_label("Grad-CAM (relative)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class Explanation:
     label: str
@@ -108,7 +188,26 @@ class Explanation:
 
 
 def _file_part(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "label"
+    return re.sub(r"[^\w.-]+", "_", label).strip("_.") or "label"
+
+
+def explanation_file_names(stem: str, labels: Sequence[str], all_labels: Sequence[str]) -> dict[str, str]:
+    """``<stem>_<label>.png`` per label, the label's characters outside ``[\\w.-]`` made ``_``.
+
+    A label whose name would equal another label's of ``all_labels`` (``Fluid/Level`` and
+    ``Fluid Level``) gets a short hash of its exact name too, so no two labels share a file
+    and the name does not depend on which labels were asked for.
+    """
+    parts: dict[str, list[str]] = {}
+    for label in dict.fromkeys([*all_labels, *labels]):
+        parts.setdefault(_file_part(label).casefold(), []).append(label)
+    names = {}
+    for label in labels:
+        part = _file_part(label)
+        if len(parts[part.casefold()]) > 1:
+            part = f"{part}-{hashlib.sha1(label.encode()).hexdigest()[:8]}"
+        names[label] = f"{stem}_{part}.png"
+    return names
 
 
 def explain_image(
@@ -121,9 +220,10 @@ def explain_image(
 ) -> list[Explanation]:
     """Write ``<image stem>_<label>.png`` per label (default: all) to ``out_dir``; returns what was written.
 
-    Each PNG is the image as the model sees it before the final resize
-    (after the checkpoint's preprocessor, if any; else the image itself, at
-    its own size) with the label's heatmap laid over it.
+    Each PNG is the original image (as read from the file, before any
+    preprocessing) with the label's heatmap laid over the part of it the model
+    saw (the preprocessor's window, outlined when it is not the whole image),
+    a colour bar, and the label with its probability as the title.
     """
     from hmlc.chain_rule import log_chain_rule
     from hmlc.engine.inference import binary_logits
@@ -131,7 +231,7 @@ def explain_image(
     from hmlc.models import to_model_input
 
     loaded = load_model(checkpoint, device)
-    chosen = list(labels) if labels else list(loaded.labels)
+    chosen = list(dict.fromkeys(labels)) if labels else list(loaded.labels)
     unknown = [label for label in chosen if label not in loaded.labels]
     if unknown:
         raise ConfigError(
@@ -141,7 +241,11 @@ def explain_image(
         raise ConfigError(f"heatmap opacity {alpha} must lie in [0, 1]")
     raw = read_image_file(image_path)
     pixels = loaded.pipeline(raw)
-    base = loaded.pipeline.preprocess(raw)  # the picture under the heatmap (the preprocessor runs again: one image)
+    preprocessor = loaded.pipeline.preprocessor
+    region = preprocessor.region(raw) if preprocessor is not None else None
+    if preprocessor is not None and region is None:
+        # The preprocessor cannot say where its output lies in the original: show its output.
+        raw = loaded.pipeline.preprocess(raw)
     x = to_model_input(torch.from_numpy(pixels)[None, None].to(device), loaded.normalization)
     meta = loaded.metadata
 
@@ -163,15 +267,14 @@ def explain_image(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    stem = Path(image_path).stem
+    names = explanation_file_names(Path(image_path).stem, chosen, loaded.labels)
     written = []
     for label, k, cam in zip(chosen, indices, maps, strict=True):
-        target = out / f"{stem}_{_file_part(label)}.png"
-        ok, data = cv2.imencode(".png", overlay_heatmap(base, cam, alpha))
-        if not ok:
-            raise DataError(f"cannot encode the heatmap PNG for {label!r}")
+        target = out / names[label]
+        heat = heatmap_on_original(cam, raw.shape, region)
+        data = render_explanation(raw, heat, label, float(probs[k]), region, alpha)
         tmp = target.with_name(f".{target.name}.tmp")
-        data.tofile(str(tmp))
+        tmp.write_bytes(data)
         os.replace(tmp, target)
         written.append(Explanation(label, float(probs[k]), target))
     return written

@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from hmlc.data.synthetic import SYNTHETIC_HIERARCHY
-from hmlc.engine.explain import find_feature_layer, grad_cam, overlay_heatmap
+from hmlc.data.preprocess import CenterCrop
+from hmlc.engine.explain import (
+    explanation_file_names,
+    find_feature_layer,
+    grad_cam,
+    heatmap_on_original,
+    overlay_heatmap,
+)
 from hmlc.models import build_model
 from hmlc.plugins import get_host
 
@@ -31,17 +38,60 @@ def image(tmp_path: Path) -> Path:
     return path
 
 
-def test_one_png_per_label_at_the_image_size(ct_run: Path, image: Path, hmlc, tmp_path: Path) -> None:
+def _picture(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, path
+    return img
+
+
+def test_one_png_per_label_showing_the_whole_original_image(ct_run: Path, image: Path, hmlc, tmp_path: Path) -> None:
     out = tmp_path / "maps"
     code, stdout, err = hmlc("explain", "--checkpoint", ct_run, image, "--out", out)
     assert code == 0, err
     written = sorted(p.name for p in out.iterdir())
     assert len(written) == len(LABELS)
     for label in LABELS:
-        heat = cv2.imread(str(out / f"chest_{label.replace(' ', '_')}.png"), cv2.IMREAD_UNCHANGED)
-        assert heat.shape == (45, 61, 3)
-        assert not np.array_equal(heat[..., 0], heat[..., 2])  # coloured, not the gray image
+        picture = _picture(out / f"chest_{label.replace(' ', '_')}.png")
+        # The 61 x 45 image is shown enlarged (at least 400 pixels wide), with a colour bar beside it.
+        assert picture.shape[1] >= 400 + 20 and picture.shape[0] >= 400 * 45 / 61
+        assert not np.array_equal(picture[..., 0], picture[..., 2])  # coloured, not the gray image
         assert label in stdout
+
+
+def test_a_cropping_preprocessor_maps_the_heatmap_back_onto_the_original(crop_run: Path, tmp_path: Path, hmlc) -> None:
+    img = np.full((60, 90), 40, dtype=np.uint8)
+    path = tmp_path / "wide.png"
+    cv2.imwrite(str(path), img)
+    out = tmp_path / "maps"
+    code, _, err = hmlc("explain", "--checkpoint", crop_run, path, "--label", "Ring", "--out", out)
+    assert code == 0, err
+    picture = _picture(out / "wide_Ring.png")
+    # The picture keeps the original's aspect (90 x 60), not the square crop's.
+    image_part = picture[:, : int(picture.shape[1] * 0.8)]
+    assert image_part.shape[1] / picture.shape[0] > 1.2
+
+
+def test_the_heatmap_lies_over_the_preprocessors_window() -> None:
+    original = np.zeros((60, 90), dtype=np.uint8)
+    crop = CenterCrop(resize=48, crop=40)
+    region = crop.region(original)
+    top, left, h, w = region
+    assert (top, left) == pytest.approx((4 * 60 / 48, 4 * 90 / 48)) and (h, w) == pytest.approx((50.0, 75.0))
+    heat = heatmap_on_original(np.ones((5, 5), dtype=np.float32), original.shape, region)
+    assert heat.shape == (60, 90)
+    inside = heat[round(top) : round(top + h), round(left) : round(left + w)]
+    assert inside.min() == pytest.approx(1.0) and heat.sum() == pytest.approx(inside.size)
+    np.testing.assert_array_equal(heatmap_on_original(np.ones((3, 3)), (7, 9), None), np.ones((7, 9)))
+
+
+def test_labels_that_would_share_a_file_name_get_distinct_names() -> None:
+    labels = ["Fluid/Level", "Fluid Level", "Épanchement", "Ring"]
+    names = explanation_file_names("img", labels, labels)
+    assert len(set(names.values())) == len(labels)
+    assert names["Ring"] == "img_Ring.png" and names["Épanchement"] == "img_Épanchement.png"
+    assert names["Fluid/Level"].startswith("img_Fluid_Level-") and names["Fluid Level"].startswith("img_Fluid_Level-")
+    # A label's file does not depend on which labels were asked for.
+    assert explanation_file_names("img", ["Fluid Level"], labels) == {"Fluid Level": names["Fluid Level"]}
 
 
 def test_explained_probabilities_are_those_predict_gives(ct_run: Path, image: Path, hmlc, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from hmlc.data import ImageSource, decode_image, resize_square
-from hmlc.data.preprocess import Preprocessor
+from hmlc.data.preprocess import Preprocessor, crop_region
 from hmlc.errors import ConfigError, DataError
 
 __all__ = ["TemplateMatch", "match_position"]
@@ -141,6 +141,10 @@ class TemplateMatch(Preprocessor):
         resized = resize_square(img, self.resize)
         top, left = match_position(resized, self.template)
         return np.ascontiguousarray(resized[top : top + self.crop, left : left + self.crop])
+
+    def region(self, img: np.ndarray) -> tuple[float, float, float, float]:
+        top, left = self.position(img)
+        return crop_region(img.shape, self.resize, top, left, self.crop)
 
 
 def match_position(image: np.ndarray, template: np.ndarray) -> tuple[int, int]:
