@@ -279,8 +279,9 @@ def find_weights(
 
     Order: ``explicit_path`` (must exist), then :func:`lookup_weights` (the
     local caches), then :func:`download_weights` into those caches, unless
-    ``download`` is False (None: download unless ``HMLC_OFFLINE=1``). Raises :class:`WeightsNotFoundError` naming the expected file, the
-    folders searched, the fix and why the download failed.
+    ``download`` is False (None: download unless ``HMLC_OFFLINE=1``). Raises
+    :class:`WeightsNotFoundError` naming the expected file, the folders
+    searched, the fix and why the download failed.
     """
     if explicit_path is not None:
         path = Path(explicit_path).expanduser()
