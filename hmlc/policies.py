@@ -141,7 +141,9 @@ class MultiClassPolicy(UncertaintyPolicy):
 PolicyFactory = Callable[..., UncertaintyPolicy]
 
 
-def _factory(name: str, build: Callable[..., UncertaintyPolicy], defaults: Mapping[str, Any]) -> PolicyFactory:
+def _factory(
+    name: str, build: Callable[..., UncertaintyPolicy], defaults: Mapping[str, Any], description: str
+) -> PolicyFactory:
     def factory(**params: Any) -> UncertaintyPolicy:
         unknown = sorted(set(params) - set(defaults))
         if unknown:
@@ -150,17 +152,33 @@ def _factory(name: str, build: Callable[..., UncertaintyPolicy], defaults: Mappi
         return build(name=name, **{**defaults, **params})
 
     factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"Build the {name!r} policy" + (f" (parameters: {dict(defaults)})." if defaults else ".")
+    factory.__doc__ = f"{description}. Builds the {name!r} policy" + (
+        f" (parameters: {dict(defaults)})." if defaults else "."
+    )
+    factory.description = description  # type: ignore[attr-defined]  # what `hmlc list policies` shows
     return factory
 
 
 BUILTIN_POLICIES: dict[str, PolicyFactory] = {
-    "u-ignore": _factory("u-ignore", IgnorePolicy, {}),
-    "u-zeros": _factory("u-zeros", lambda name: ConstantPolicy(0.0, name=name), {}),
-    "u-ones": _factory("u-ones", lambda name: ConstantPolicy(1.0, name=name), {}),
-    "u-zeros-lsr": _factory("u-zeros-lsr", LSRPolicy, {"low": 0.0, "high": 0.3}),
-    "u-ones-lsr": _factory("u-ones-lsr", LSRPolicy, {"low": 0.55, "high": 0.85}),
-    "u-multiclass": _factory("u-multiclass", MultiClassPolicy, {}),
+    "u-ignore": _factory("u-ignore", IgnorePolicy, {}, "Uncertain labels are left out of the loss (U-Ignore)"),
+    "u-zeros": _factory(
+        "u-zeros", lambda name: ConstantPolicy(0.0, name=name), {}, "Uncertain labels count as negative (U-Zeros)"
+    ),
+    "u-ones": _factory(
+        "u-ones", lambda name: ConstantPolicy(1.0, name=name), {}, "Uncertain labels count as positive (U-Ones)"
+    ),
+    "u-zeros-lsr": _factory(
+        "u-zeros-lsr", LSRPolicy, {"low": 0.0, "high": 0.3},
+        "Uncertain labels get a soft target drawn from U(0, 0.3) (U-Zeros+LSR)",
+    ),
+    "u-ones-lsr": _factory(
+        "u-ones-lsr", LSRPolicy, {"low": 0.55, "high": 0.85},
+        "Uncertain labels get a soft target drawn from U(0.55, 0.85) (U-Ones+LSR)",
+    ),
+    "u-multiclass": _factory(
+        "u-multiclass", MultiClassPolicy, {},
+        "Negative, positive and uncertain as three classes of a softmax head (U-MultiClass)",
+    ),
 }
 
 

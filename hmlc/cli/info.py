@@ -32,8 +32,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("list", help="list registered components of one kind")
-    p.add_argument("kind", help="hierarchies, datasets, backbones, policies, preprocessors, presets or label_maps")
+    p = sub.add_parser("list", help="list registered components of one kind, or the kinds")
+    p.add_argument(
+        "kind", nargs="?",
+        help="hierarchies, datasets, backbones, policies, preprocessors, presets or label_maps (default: list the kinds)",
+    )
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'synthetic/*'")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_list)
@@ -121,8 +124,16 @@ def fit_to_terminal(text: str, default_width: int = 100) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hmlc.plugins import get_host
+    from hmlc.plugins import KINDS, get_host
 
+    if args.kind is None:
+        counts = {kind: len(get_host().registry(kind)) for kind in KINDS}
+        if args.json:
+            print(json.dumps([{"kind": k, "count": n} for k, n in counts.items()], indent=2))
+        else:
+            print_table(["kind", "registered"], [[k, n] for k, n in counts.items()], align_right=(1,))
+            print("\n`hmlc list KIND` lists one kind, e.g. `hmlc list presets`")
+        return 0
     kind = resolve_kind(args.kind)
     host = get_host()
     items = host.listing(kind, args.pattern)
@@ -192,7 +203,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if missing:
         raise HmlcError(
             f"no local ImageNet weights for {len(missing)} of {len(found)} backbone(s): {', '.join(missing)}; "
-            "put each file where the table says (hmlc never downloads), or train with model.pretrained=false"
+            "put each file where the table says, or let `hmlc train` download them on a machine with internet access, "
+            "or train with model.pretrained=false"
         )
     return 0
 
@@ -256,7 +268,9 @@ def cmd_hierarchy_check(args: argparse.Namespace) -> int:
 
 def cmd_config_show(args: argparse.Namespace) -> int:
     from hmlc.config import config_to_yaml, load_config
+    from hmlc.engine.experiment import check_experiment
 
     config = load_config(args.config, args.preset, args.overrides)
+    check_experiment(config)  # unknown names fail here as they would in `hmlc train`
     sys.stdout.write(config_to_yaml(config))
     return 0

@@ -335,7 +335,7 @@ def _torchvision_spec(model_name: str, name: str, description: str = "") -> Back
         transforms = default.transforms()
         input_size = int(transforms.crop_size[0])
         mean, std = tuple(transforms.mean), tuple(transforms.std)
-        weights = WeightsSource(filename=os.path.basename(default.url), kind="torchvision")
+        weights = WeightsSource(filename=os.path.basename(default.url), kind="torchvision", url=default.url)
         if model_name.startswith("vit_"):
             # ViT position embeddings are sized for one resolution; torchvision
             # sets it from the weights when it loads them, so must we.
@@ -386,11 +386,12 @@ def _timm_spec(model_name: str, name: str) -> BackboneSpec:
             kind="timm",
             legacy_filename=os.path.basename(url) or None,
             discard=discard,
+            url=url or None,
         )
     elif cfg.get("file"):
         weights = WeightsSource(filename=str(cfg["file"]), kind="file", discard=discard)
     elif url:
-        weights = WeightsSource(filename=os.path.basename(url), kind="torchvision", discard=discard)
+        weights = WeightsSource(filename=os.path.basename(url), kind="torchvision", discard=discard, url=url)
     mean = tuple(cfg.get("mean", IMAGENET_MEAN))
     std = tuple(cfg.get("std", IMAGENET_STD))
     return BackboneSpec(

@@ -116,9 +116,9 @@ def build_model(
     """An :class:`HmlcModel` on ``spec``'s backbone.
 
     With ``pretrained`` the backbone's weights come from ``weights_path`` or
-    the local caches (:func:`hmlc.models.weights.find_weights`); nothing is
-    downloaded. The head is always freshly initialised. A backbone of
-    feature vectors (``spec.input_kind == "features"``) is built for
+    the local caches, downloaded into them when missing
+    (:func:`hmlc.models.weights.find_weights`). The head is always freshly initialised.
+    A backbone of feature vectors (``spec.input_kind == "features"``) is built for
     ``input_dim`` features with ``backbone_params`` (``model.backbone_params``).
     """
     from hmlc.models.backbones import resolve_backbone_params

@@ -1,13 +1,20 @@
-"""Pretrained backbone weights, from local files only.
+"""Pretrained backbone weights: local files first, else the libraries' own downloads.
 
-hmlc never downloads. :func:`find_weights` looks for the file a backbone's
-:class:`WeightsSource` names in the caches torchvision, timm and the Hugging
-Face hub fill when *they* download (so weights fetched once by any of them are
-found), and :func:`load_pretrained` loads it without unpickling anything.
+:func:`find_weights` looks for the file a backbone's :class:`WeightsSource`
+names in ``model.weights``, then in the caches torchvision, timm and the
+Hugging Face hub fill when they download (so weights fetched once by any of
+them are found). When the file is in none of them it downloads it the way
+those libraries do, into those same caches: torchvision's URL through
+``torch.hub.download_url_to_file`` (hash-checked, into
+``~/.cache/torch/hub/checkpoints``), timm's Hugging Face repo through
+``huggingface_hub.hf_hub_download`` (into ``~/.cache/huggingface/hub``).
+Offline, or with ``HF_HUB_OFFLINE=1``, the error names the file and the folder
+to put it in. :func:`load_pretrained` loads a file without unpickling anything.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -27,6 +34,7 @@ __all__ = [
     "WeightsSource",
     "WeightsLookup",
     "lookup_weights",
+    "download_weights",
     "find_weights",
     "load_pretrained",
     "torch_hub_checkpoint_dir",
@@ -43,6 +51,8 @@ CLASSIFIER_PREFIXES = ("fc", "classifier", "head", "heads", "last_linear", "AuxL
 
 _LOADABLE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Where torchvision publishes its weight files (``<name>-<sha256 prefix>.pth``).
+TORCHVISION_URL = "https://download.pytorch.org/models/"
 
 
 @dataclass(frozen=True)
@@ -55,13 +65,17 @@ class WeightsSource:
     name timm's older URL downloads leave in the torch hub cache) or "file"
     (``filename`` is a path). ``discard`` lists extra key prefixes of the file
     the feature extractor lacks on purpose (its classifier), beyond
-    :data:`CLASSIFIER_PREFIXES`.
+    :data:`CLASSIFIER_PREFIXES`. ``url`` is where the torch hub cache file
+    (``filename`` for "torchvision", ``legacy_filename`` for "timm") is
+    downloaded from; for "torchvision" it defaults to torchvision's
+    :data:`TORCHVISION_URL` + ``filename``.
     """
 
     filename: str
     kind: str
     legacy_filename: str | None = None
     discard: tuple[str, ...] = ()
+    url: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in WEIGHT_KINDS:
@@ -70,6 +84,15 @@ class WeightsSource:
             )
         if not self.filename:
             raise WeightsNotFoundError(f"a {self.kind} weights source needs a non-empty filename")
+        if self.kind == "torchvision" and self.url == TORCHVISION_URL + self.filename:
+            object.__setattr__(self, "url", None)  # the default: one spelling, so equal sources compare equal
+
+    @property
+    def download_url(self) -> str | None:
+        """The URL of the file torch.hub caches, or None when there is none to fetch."""
+        if self.url:
+            return self.url
+        return TORCHVISION_URL + self.filename if self.kind == "torchvision" else None
 
 
 def torch_hub_checkpoint_dir() -> Path:
@@ -161,12 +184,104 @@ def lookup_weights(spec: BackboneSpec) -> WeightsLookup:
     return WeightsLookup(spec.name, None, f"expected {expected} (searched {searched}); put model.safetensors in {where}")
 
 
-def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | None = None) -> Path:
+def download_weights(spec: BackboneSpec) -> Path:
+    """Download ``spec``'s published weights into the cache the library uses, and return the file.
+
+    "timm" sources come from their Hugging Face repo (``model.safetensors``,
+    else ``pytorch_model.bin``, as timm fetches them) into the Hugging Face hub
+    cache, falling back to the legacy URL; "torchvision" sources from their URL
+    into the torch hub cache, the file's sha256 checked against the prefix in
+    its name as torchvision does. Raises :class:`WeightsNotFoundError` naming
+    the first failure (one line) when nothing could be fetched.
+    """
+    path, failure = _download(spec)
+    if path is None:
+        raise WeightsNotFoundError(f"could not download the weights of backbone {spec.name!r}: {failure}")
+    return path
+
+
+def _download(spec: BackboneSpec) -> tuple[Path | None, str]:
+    """(the downloaded file, "") or (None, why the first attempt failed)."""
+    source = spec.weights
+    if source is None or source.kind == "file":
+        return None, "it has no published weights to download"
+    failures: list[str] = []
+    if source.kind == "timm":
+        if _env_flag("HF_HUB_OFFLINE"):
+            failures.append("HF_HUB_OFFLINE is set")
+        else:
+            try:
+                from huggingface_hub import constants, hf_hub_download
+            except ImportError:
+                failures.append("huggingface_hub is not installed")
+            else:
+                offline = _unreachable(constants.ENDPOINT)
+                if offline:
+                    failures.append(offline)
+                hub_logger = logging.getLogger("huggingface_hub")
+                level = hub_logger.level
+                hub_logger.setLevel(logging.ERROR)  # its retry warnings would break the one-line error
+                try:
+                    for name in () if offline else _HF_WEIGHT_FILES:
+                        try:
+                            return Path(hf_hub_download(source.filename, name, cache_dir=hf_hub_cache_dir())), ""
+                        except Exception as error:  # noqa: BLE001 - missing file, bad repo: try the next
+                            failures.append(f"{source.filename}/{name}: {_first_line(error)}")
+                finally:
+                    hub_logger.setLevel(level)
+    url = source.download_url
+    if url:
+        target = torch_hub_checkpoint_dir() / os.path.basename(url)
+        match = torch.hub.HASH_REGEX.search(target.name)
+        offline = _unreachable(url)
+        try:
+            if offline:
+                raise OSError(offline)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(url, str(target), match.group(1) if match else None, progress=True)
+            return target, ""
+        except Exception as error:  # noqa: BLE001 - offline, HTTP error, hash mismatch
+            target.unlink(missing_ok=True)
+            failures.append(offline or f"{url}: {_first_line(error)}")
+    return None, failures[0] if failures else "nothing to download from"
+
+
+def _unreachable(url: str, timeout: float = 5.0) -> str:
+    """Why ``url``'s host cannot be reached ("" when it can): a quick check, so that an offline
+    machine fails in seconds rather than after the libraries' retries."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""  # file:// and the like: the download itself says what is wrong
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return ""
+    except OSError as error:
+        return f"cannot reach {parts.hostname}: {_first_line(error)}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(error).__name__
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def find_weights(
+    spec: BackboneSpec, explicit_path: str | os.PathLike[str] | None = None, *, download: bool | None = None
+) -> Path:
     """The local file holding ``spec``'s pretrained weights.
 
-    Order: ``explicit_path`` (must exist), then :func:`lookup_weights`. Raises
+    Order: ``explicit_path`` (must exist), then :func:`lookup_weights` (the
+    local caches), then :func:`download_weights` into those caches, unless
+    ``download`` is False (None: download unless ``HMLC_OFFLINE=1``). Raises
     :class:`WeightsNotFoundError` naming the expected file, the folders
-    searched and the fix.
+    searched, the fix and why the download failed.
     """
     if explicit_path is not None:
         path = Path(explicit_path).expanduser()
@@ -182,12 +297,22 @@ def find_weights(spec: BackboneSpec, explicit_path: str | os.PathLike[str] | Non
             f"backbone {spec.name!r} has no published pretrained weights; set model.weights=PATH to a "
             "weights file, or model.pretrained=false for random initialisation"
         )
-    if found.path is None:
-        raise WeightsNotFoundError(
-            f"no pretrained weights for backbone {spec.name!r}: {found.expected} "
-            "or set model.weights=PATH, or model.pretrained=false for random initialisation"
-        )
-    return found.path
+    if found.path is not None:
+        return found.path
+    failed = ""
+    if download is None:
+        download = not _env_flag("HMLC_OFFLINE")
+        if not download:
+            failed = " (not downloaded: HMLC_OFFLINE is set)"
+    if download and spec.weights is not None and spec.weights.kind != "file":
+        path, failure = _download(spec)
+        if path is not None:
+            return path
+        failed = f" (downloading failed: {failure})"
+    raise WeightsNotFoundError(
+        f"no pretrained weights for backbone {spec.name!r}: {found.expected} "
+        f"or set model.weights=PATH, or model.pretrained=false for random initialisation{failed}"
+    )
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:

@@ -70,7 +70,9 @@ class Registry(Generic[T]):
         return self.entry(name).obj
 
     def unknown_message(self, name: str) -> str:
-        known = ", ".join(sorted(self._entries)) or "none"
+        """'unknown KIND NAME; did you mean: the 3 closest names?', where to see them all, and failed plugins."""
+        import difflib
+
         hook = KINDS[self.kind][0]
         # Plugins that did not load at all, or whose hook of this kind raised.
         failed = {
@@ -81,9 +83,16 @@ class Registry(Generic[T]):
             "; it may come from a plugin that failed: " + "; ".join(f"{p} ({e})" for p, e in failed.items())
             if failed else ""
         )
+        names = sorted(self._entries)
+        if not names:
+            return (
+                f"unknown {self.singular} {name!r}: none is registered (run `hmlc plugins` to see what is installed)"
+                f"{broken}"
+            )
+        closest = difflib.get_close_matches(name, names, n=3, cutoff=0.0)
         return (
-            f"unknown {self.singular} {name!r}; available: {known} "
-            f"(run `hmlc list {self.kind}` or `hmlc plugins` to see what is installed){broken}"
+            f"unknown {self.singular} {name!r}; did you mean: {', '.join(closest)}? "
+            f"(`hmlc list {self.kind}` lists all {len(names)}, `hmlc plugins` what is installed){broken}"
         )
 
     def __contains__(self, name: object) -> bool:

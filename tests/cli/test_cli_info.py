@@ -268,7 +268,6 @@ def test_config_show_with_a_bad_set_names_the_dotted_path(
         ["frobnicate"],
         ["--frobnicate"],
         ["plugins", "--frobnicate"],
-        ["list"],
         ["list", "widgets"],
         ["hierarchy"],
         ["hierarchy", "draw", "chexpert"],

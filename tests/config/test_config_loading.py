@@ -208,9 +208,9 @@ def test_preset_description_is_not_a_config_key() -> None:
     assert config.policy.default == "u-ones-lsr"
 
 
-def test_unknown_preset_is_an_error_listing_presets() -> None:
-    with pytest.raises(HmlcError, match=r"unknown preset 'nope'; available: .*synthetic/u-ones"):
-        load_config(preset="nope")
+def test_unknown_preset_is_an_error_naming_the_closest_presets() -> None:
+    with pytest.raises(HmlcError, match=r"unknown preset 'synthetic/u-onez'; did you mean: synthetic/u-ones, "):
+        load_config(preset="synthetic/u-onez")
 
 
 # ----------------------------------------------------------------- YAML files

@@ -1,8 +1,11 @@
-"""Pretrained weights from local caches: finding, loading, adapting, failing clearly."""
+"""Pretrained weights: local caches, downloads into them, loading, adapting, failing clearly."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,32 @@ import torch
 from safetensors.torch import save_file
 
 from hmlc.errors import CheckpointError, WeightsNotFoundError
-from hmlc.models import BackboneSpec, build_model, find_weights, generic_backbone_spec, load_pretrained
+from hmlc.models import (
+    BackboneSpec,
+    WeightsSource,
+    build_model,
+    find_weights,
+    generic_backbone_spec,
+    load_pretrained,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing here may fetch real weights on a connected machine; tests that download unset it."""
+    monkeypatch.setenv("HMLC_OFFLINE", "1")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without network: every host name fails to resolve, as it does offline."""
+    monkeypatch.delenv("HMLC_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def unresolvable(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
 
 
 def _imagenet_resnet18_state(seed: int = 1) -> dict[str, torch.Tensor]:
@@ -162,3 +190,83 @@ def test_pickled_objects_are_never_loaded(tmp_path: Path, builtin_specs: dict[st
     garbage.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_pretrained(builtin_specs["resnet18"].build(3), garbage)
+
+
+def _published_file(folder: Path, stem: str, state: dict[str, torch.Tensor]) -> tuple[Path, str]:
+    """A weights file named as torchvision names them (``<stem>-<sha256 prefix>.pth``) and its URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / "staging.pth"
+    torch.save(state, staging)
+    digest = hashlib.sha256(staging.read_bytes()).hexdigest()[:8]
+    published = staging.rename(folder / f"{stem}-{digest}.pth")
+    return published, published.as_uri()
+
+
+def test_missing_weights_are_downloaded_into_the_torch_hub_cache(
+    torch_hub_dir: Path, tmp_path: Path, builtin_specs: dict[str, BackboneSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.hub's own download (a file:// URL stands in for download.pytorch.org), hash-checked."""
+    monkeypatch.delenv("HMLC_OFFLINE")
+    state = _imagenet_resnet18_state(4)
+    published, url = _published_file(tmp_path / "server", "resnet18", state)
+    spec = dataclasses.replace(
+        builtin_specs["resnet18"], weights=WeightsSource(published.name, "torchvision", url=url)
+    )
+    model = build_model(spec, num_labels=3, pretrained=True)
+    assert (torch_hub_dir / published.name).read_bytes() == published.read_bytes()
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    published.unlink()  # the second time the cache is enough
+    assert find_weights(spec) == torch_hub_dir / published.name
+
+
+def test_a_download_with_the_wrong_hash_is_refused_and_not_kept(
+    torch_hub_dir: Path, tmp_path: Path, builtin_specs: dict[str, BackboneSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HMLC_OFFLINE")
+    published, _ = _published_file(tmp_path / "server", "resnet18", _imagenet_resnet18_state(5))
+    forged = published.with_name("resnet18-00000000.pth")
+    published.rename(forged)
+    spec = dataclasses.replace(
+        builtin_specs["resnet18"], weights=WeightsSource(forged.name, "torchvision", url=forged.as_uri())
+    )
+    with pytest.raises(WeightsNotFoundError, match="downloading failed") as info:
+        find_weights(spec)
+    assert "\n" not in str(info.value)
+    assert not (torch_hub_dir / forged.name).exists()
+
+
+def test_torchvision_backbones_download_from_torchvision_urls(builtin_specs: dict[str, BackboneSpec]) -> None:
+    import torchvision
+
+    source = builtin_specs["resnet18"].weights
+    assert source is not None
+    assert source.download_url == torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
+    generic = generic_backbone_spec("torchvision:densenet121").weights
+    assert generic is not None
+    assert generic.download_url == torchvision.models.DenseNet121_Weights.IMAGENET1K_V1.url
+
+
+@pytest.mark.parametrize("name", ["resnet18", "timm:resnet10t"])
+def test_without_network_the_error_is_one_line_saying_where_to_put_the_file(
+    name: str,
+    torch_hub_dir: Path,
+    hf_hub_dir: Path,
+    builtin_specs: dict[str, BackboneSpec],
+    no_network: None,
+) -> None:
+    spec = builtin_specs[name] if name in builtin_specs else generic_backbone_spec(name)
+    started = time.perf_counter()
+    with pytest.raises(WeightsNotFoundError) as info:
+        build_model(spec, num_labels=3, pretrained=True)
+    assert time.perf_counter() - started < 30  # no minutes of retries
+    message = str(info.value)
+    assert "\n" not in message
+    assert "put " in message and str(torch_hub_dir if name == "resnet18" else hf_hub_dir) in message
+    assert "downloading failed" in message and "cannot reach" in message
+    assert "model.weights=PATH" in message and "model.pretrained=false" in message
+
+
+def test_hmlc_offline_skips_the_download(torch_hub_dir: Path, builtin_specs: dict[str, BackboneSpec]) -> None:
+    with pytest.raises(WeightsNotFoundError, match="not downloaded: HMLC_OFFLINE is set"):
+        find_weights(builtin_specs["resnet18"])

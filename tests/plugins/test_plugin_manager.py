@@ -269,6 +269,21 @@ def test_registering_an_invalid_name_is_an_error(site: FakeSite, bad_name: Any) 
 
 # ------------------------------------------------------------- unknown names
 @pytest.mark.parametrize(
+    ("kind", "lookup", "typo", "meant"),
+    [
+        ("datasets", lambda h, n: h.dataset(n), "acme-dat", "acme-data"),
+        ("hierarchies", lambda h, n: h.hierarchy(n), "acme-tre", "acme-tree"),
+        ("presets", lambda h, n: h.preset(n), "acme/quik", "acme/quick"),
+    ],
+)
+def test_a_typo_suggests_the_closest_name_first(
+    acme: FakeSite, kind: str, lookup: Callable[[Any, str], Any], typo: str, meant: str
+) -> None:
+    with pytest.raises(PluginError, match=f"did you mean: {meant}[,?]"):
+        lookup(get_host(), typo)
+
+
+@pytest.mark.parametrize(
     ("kind", "lookup"),
     [
         ("hierarchies", lambda h: h.hierarchy("nope")),
@@ -286,8 +301,10 @@ def test_unknown_name_lists_what_is_available(acme: FakeSite, kind: str, lookup:
     message = str(info.value)
     assert "'nope'" in message
     assert KINDS[kind][1] in message  # "unknown dataset", "unknown uncertainty policy", ...
-    for name in ACME_REGISTERS[kind]:
-        assert name in message
+    registered = get_host().registry(kind).names()
+    suggested = message.split("did you mean: ", 1)[1].split("?", 1)[0].split(", ")
+    assert set(suggested) <= set(registered) and len(suggested) == min(3, len(registered))
+    assert f"all {len(registered)}" in message
     assert "`hmlc plugins`" in message
     assert f"`hmlc list {kind}`" in message
     assert "\n" not in message

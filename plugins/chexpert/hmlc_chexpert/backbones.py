@@ -40,6 +40,10 @@ BACKBONE_SOURCES: dict[str, str] = {
 PAPER_BACKBONES: tuple[str, ...] = tuple(BACKBONE_SOURCES)
 
 
+#: Where timm's URL-only (pre-Hugging Face) weight files are published.
+_TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download"
+
+
 def _build(generic_name: str, in_chans: int) -> nn.Module:
     return generic_backbone_spec(generic_name).build(in_chans)
 
@@ -92,14 +96,17 @@ def paper_backbone_specs() -> list[BackboneSpec]:
         ),
         _spec(
             "xception", 2048, 299, True,
-            WeightsSource("xception-43020ad28.pth", "torchvision", discard=("fc",)),
+            WeightsSource(
+                "xception-43020ad28.pth", "torchvision", discard=("fc",),
+                url=f"{_TIMM_RELEASES}/v0.1-cadene/xception-43020ad28.pth",
+            ),
             "Xception, Chollet 2017 (timm legacy_xception, 20.8M parameters), 299 px, Inception statistics",
         ),
         _spec(
             "nasnetalarge", 4032, 331, True,
             WeightsSource(
                 "timm/nasnetalarge.tf_in1k", "timm", legacy_filename="nasnetalarge-dc4a7b8b.pth",
-                discard=("last_linear",),
+                discard=("last_linear",), url=f"{_TIMM_RELEASES}/v0.1-weights/nasnetalarge-dc4a7b8b.pth",
             ),
             "NASNet-A Large (timm, 84.7M parameters), 331 px, Inception statistics",
         ),

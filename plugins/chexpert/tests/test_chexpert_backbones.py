@@ -69,6 +69,7 @@ def test_random_init_forward_and_backward_on_cpu(name: str) -> None:
 def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HMLC_OFFLINE", "1")  # on a connected machine hmlc would download the real files
     return tmp_path
 
 
@@ -82,6 +83,9 @@ def test_missing_weights_name_the_expected_file(name: str, empty_caches: Path) -
     assert spec.weights.filename in message and "model.pretrained=false" in message
     if spec.weights.legacy_filename:
         assert spec.weights.legacy_filename in message
+    # Where a connected machine downloads them from: torchvision's or timm's own URL / repo.
+    if spec.weights.kind == "torchvision":
+        assert spec.weights.download_url is not None and spec.weights.download_url.endswith(spec.weights.filename)
 
 
 def test_densenet121_weights_load_from_the_torch_hub_cache(empty_caches: Path) -> None:
