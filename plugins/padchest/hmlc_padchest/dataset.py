@@ -233,13 +233,13 @@ def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str,
         parsed = []
         for j, text in enumerate(uniques):
             names = set()
-            for raw in _parse_list(text, name, csv_path, int(first_row[j])):
+            for raw in dict.fromkeys(v.strip() for v in _parse_list(text, name, csv_path, int(first_row[j]))):
                 written = normalise_name(raw)
                 if prefix and written.startswith(prefix):
                     written = written[len(prefix):]
                 label = canonical.get(written)
                 if label is None:
-                    unknown[raw.strip()] += int(counts[j])
+                    unknown[raw] += int(counts[j])
                 else:
                     names.add(label)
             parsed.append(names)
@@ -271,7 +271,7 @@ def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str,
             f"and were ignored (rows): {shown}{more}; map them with data.params.aliases"
         )
     skipped = n - int(has_labels.sum()) - excluded
-    notes = [f"{skipped} rows without labels skipped"] if skipped else []
+    notes = [f"{skipped} rows without a known label skipped"] if skipped else []
     notes += [f"{excluded} rows labelled 'exclude' skipped"] if excluded else []
     notes += [f"'normal' dropped beside a finding in {normal_dropped} rows"] if normal_dropped else []
     if notes:
