@@ -85,7 +85,7 @@ def write_padchest(
     return folder / name
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def padchest_folder() -> Any:
     """The :func:`write_padchest` function, for tests that build PadChest-format folders."""
     return write_padchest
