@@ -213,6 +213,12 @@ def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str,
     if "Labels" not in rows:
         raise DataError(f"{csv_path} has no column 'Labels'; is it PadChest's label CSV?")
     canonical = _canonical_names(tuple(sorted(aliases.items())))
+    outside = [label for label in labels if label not in _full_labels()]
+    if outside:
+        raise DataError(
+            f"dataset 'padchest' has no label(s) {outside[:_SHOWN]}; its labels are those of hierarchy "
+            "'padchest-full' (use hierarchy=padchest, or a label map such as padchest->chexpert to compare)"
+        )
     column = {label: k for k, label in enumerate(labels)}
     finding = _finding_labels()
     unknown: Counter = Counter()
@@ -298,8 +304,7 @@ def _parse_list(text: Any, column: str, csv_path: Path, row: int) -> list[str]:
 @functools.lru_cache(maxsize=4)
 def _canonical_names(aliases: tuple[tuple[str, str], ...]) -> dict[str, str]:
     """Normalised name -> the hierarchy's label, for every label of PadChest's full tree and each alias."""
-    full = load_hierarchy(str(FULL_HIERARCHY_FILE))
-    names = {normalise_name(label): label for label in full.labels}
+    names = {normalise_name(label): label for label in _full_graph().labels}
     for written, label in aliases:
         target = names.get(normalise_name(label))
         if target is None:
@@ -309,8 +314,18 @@ def _canonical_names(aliases: tuple[tuple[str, str], ...]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
+def _full_graph() -> LabelGraph:
+    """The shipped padchest-full hierarchy: every label PadChest's CSV can name."""
+    return load_hierarchy(str(FULL_HIERARCHY_FILE))
+
+
+def _full_labels() -> frozenset[str]:
+    return frozenset(_full_graph().labels)
+
+
+@functools.lru_cache(maxsize=1)
 def _finding_labels() -> frozenset[str]:
-    full = load_hierarchy(str(FULL_HIERARCHY_FILE))
+    full = _full_graph()
     return frozenset(label for root in FINDING_ROOTS for label in (root, *full.descendants(root)))
 
 

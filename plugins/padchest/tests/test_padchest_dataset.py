@@ -83,6 +83,8 @@ def test_names_are_normalised_and_unknown_ones_reported(tmp_path: Path, padchest
     assert positives(fixed)[1] == {"pleural effusion", "cardiomegaly"}
     with pytest.raises(ConfigError, match="not a PadChest label"):
         load(tmp_path, aliases={"x": "no such label"})
+    with pytest.raises(DataError, match=r"dataset 'padchest' has no label\(s\) \['Cardiomegaly'\]"):
+        PadChestDataset().load("all", root=tmp_path, params={}, image_size=None, labels=["normal", "Cardiomegaly"])
 
 
 def test_normal_exclude_and_blank_rows(tmp_path: Path, padchest_folder: Any, capsys: Any) -> None:
