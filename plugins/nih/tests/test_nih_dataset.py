@@ -119,7 +119,8 @@ def test_layouts_views_and_names(nih_files: Any, tmp_path: Path, capsys: Any) ->
     write_data_entry(tmp_path / "flat" / "Data_Entry_2017.csv", rows)
     for r in rows:
         write_image(tmp_path / "flat" / r["Image Index"], seed=1, size=8)
-    split = load(tmp_path / "flat")
+    graph = get_host().hierarchy("nih")
+    split = NihDataset().load("all", root=tmp_path / "flat", params={}, image_size=8, labels=graph.labels, graph=graph)
     assert "nih: warning: 1 names in 'Finding Labels'" in capsys.readouterr().err
     assert positives(split) == [{"Cardiomegaly", "Emphysema"}, {"Effusion", "Pleural_Thickening"}, set(), {"Cardiomegaly"}]
     assert split.table.frame["study"].tolist() == [f"{i:08d}_000" for i in range(4)]

@@ -108,7 +108,7 @@ class PadChestDataset(DatasetReader):
         ):
             raise ConfigError(f"data.params.aliases must map label names to label names, got {aliases!r}")
         p["aliases"] = dict(aliases)
-        p["projections"] = _projections(p["projections"])
+        _projections(p["projections"])  # checked here, parsed in load: resolved params stay plain JSON values
         return p
 
     def load(
@@ -132,8 +132,9 @@ class PadChestDataset(DatasetReader):
         labels = tuple(labels or ())
         rows = _read_rows(csv_path)
         keep = np.ones(len(rows), dtype=bool)
-        if p["projections"] is not None:
-            keep &= rows["Projection"].str.strip().str.upper().isin(p["projections"]).to_numpy()
+        projections = _projections(p["projections"])
+        if projections is not None:
+            keep &= rows["Projection"].str.strip().str.upper().isin(projections).to_numpy()
         if METHODS[p["method"]] is not None:
             if "MethodLabel" not in rows:
                 raise DataError(f"{csv_path} has no column 'MethodLabel'; set data.params.method=all")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,8 @@ def test_projection_and_method_filters(tmp_path: Path, padchest_folder: Any) -> 
     assert ids(method="model") == ["img1.png"]
     assert ids(method="physician") == ["img0.png", "img2.png", "img3.png"]
     assert load(tmp_path).table.frame["view"].tolist() == ["frontal", "frontal", "lateral", "costal"]
+    resolved = PadChestDataset().resolve_params({"projections": "PA,L", "aliases": {"a": "normal"}})
+    assert json.loads(json.dumps(resolved)) == resolved  # the core hashes resolved params into cache keys
     with pytest.raises(ConfigError, match="data.params.method"):
         load(tmp_path, method="robot")
     with pytest.raises(ConfigError, match="projections"):
