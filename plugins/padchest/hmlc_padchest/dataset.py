@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -201,12 +201,11 @@ def patient_partition(
     return side[codes]
 
 
-class _Coded:
-    """Per row: whether it is kept (it has labels, it is not an excluded image) and its codes."""
+class _Coded(NamedTuple):
+    """Per row: whether it is kept (it names a known label, it is not an excluded image) and its codes."""
 
-    def __init__(self, keep: np.ndarray, codes: np.ndarray) -> None:
-        self.keep = keep
-        self.codes = codes
+    keep: np.ndarray
+    codes: np.ndarray
 
 
 def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str, str], csv_path: Path) -> _Coded:
