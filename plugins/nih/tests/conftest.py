@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ import pytest
 from hmlc.plugins import reset_host
 
 PLUGIN = Path(__file__).resolve().parents[1]
-#: ../shared/data relative to the project root (absent on a user's machine); HMLC_SHARED_DATA overrides it.
-SHARED_DATA = Path(os.environ.get("HMLC_SHARED_DATA") or PLUGIN.parents[1].parent / "shared" / "data")
+#: ../shared/data relative to the project root (absent on a user's machine).
+SHARED_DATA = PLUGIN.parents[1].parent / "shared" / "data"
 DATA_ENTRY = SHARED_DATA / "nih" / "Data_Entry_2017_v2020.csv.gz"
 HEADER = [
     "Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender", "View Position",

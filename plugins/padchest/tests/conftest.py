@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ import pytest
 from hmlc.plugins import reset_host
 
 PLUGIN = Path(__file__).resolve().parents[1]
-#: ../shared/data relative to the project root (absent on a user's machine); HMLC_SHARED_DATA overrides it.
-SHARED_DATA = Path(os.environ.get("HMLC_SHARED_DATA") or PLUGIN.parents[1].parent / "shared" / "data")
+#: ../shared/data relative to the project root (absent on a user's machine).
+SHARED_DATA = PLUGIN.parents[1].parent / "shared" / "data"
 PADCHEST_DATA = SHARED_DATA / "padchest"
 
 
