@@ -180,18 +180,24 @@ def test_images_flat_or_nested_and_a_partial_download(tmp_path: Path, padchest_f
 
 
 def test_sixteen_bit_png_is_read_at_full_depth(tmp_path: Path, padchest_folder: Any) -> None:
-    """PadChest stores 12-bit values in 16-bit PNGs: the core decoder must use all of them."""
+    """PadChest stores 12-bit values in 16-bit PNGs: the core decoder must use all of them.
+
+    A 64 x 64 ramp over every 12-bit level: whatever window the decoder picks
+    (the image's range, its maximum, percentiles), the levels keep their order,
+    fill most of the 8-bit range and stay distinct. Dividing by 65535 (all
+    below 16) or keeping the low byte (order broken) fails.
+    """
     padchest_folder(tmp_path, [row(0, "['normal']")], images=False)
-    values = np.array([[0, 256, 512, 1024], [2048, 3000, 3500, 4095]], dtype=np.uint16)
+    values = np.arange(4096, dtype=np.uint16).reshape(64, 64)
     (tmp_path / "0").mkdir()
     cv2.imwrite(str(tmp_path / "0" / "img0.png"), values)
     assert cv2.imread(str(tmp_path / "0" / "img0.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
-    split = load(tmp_path)
-    image = split.images.read(0)
+    image = load(tmp_path).images.read(0)
     assert image.dtype == np.uint8 and image.shape == values.shape
     flat = image.ravel().astype(int)
-    assert (np.diff(flat) > 0).all()  # order kept; no two 12-bit levels collapse (as low-byte truncation would)
-    assert flat[0] == 0 and flat[-1] >= 250  # the stored range fills the 8-bit one
+    assert (np.diff(flat) >= 0).all()
+    assert flat.max() - flat.min() >= 250
+    assert len(np.unique(flat)) >= 250
     assert np.array_equal(image, decode_image(tmp_path / "0" / "img0.png"))
     assert load(tmp_path, size=8).images.read(0).shape == (8, 8)
 
