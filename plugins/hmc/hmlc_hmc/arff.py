@@ -276,6 +276,7 @@ def _data_rows(header: ArffHeader) -> tuple[list[int], list[str]]:
 def _parse_rows(header: ArffHeader, numbers: list[int], rows: list[str], n_values: int) -> pd.DataFrame:
     text = "\n".join(rows)
     quote = '"' if '"' in text and "'" not in text else "'"
+    _check_value_counts(header, numbers, rows, quote, n_values)
     dtype = {i: (np.float64 if a.kind == "numeric" else str) for i, a in enumerate(header.attributes)}
     dtype[n_values - 1] = str
     try:
@@ -293,30 +294,29 @@ def _parse_rows(header: ArffHeader, numbers: list[int], rows: list[str], n_value
             engine="c",
         )
     except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+), saw (\d+)", str(exc))
-        if m:
-            line = numbers[int(m.group(1)) - 1]
-            raise DataError(
-                f"{header.path}, line {line}: {m.group(2)} values; expected {n_values} "
-                f"({n_values - 1} features and the labels)"
-            ) from None
         raise DataError(f"{header.path}: cannot parse the data rows: {exc}") from None
     except ValueError:
         _raise_bad_number(header, numbers, rows, quote)
         raise
-    if len(frame) != len(rows):  # pragma: no cover - the parser keeps one row per line
-        raise DataError(f"{header.path}: read {len(frame)} rows from {len(rows)} data lines")
     missing = frame.iloc[:, -1].isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        count = next(csv.reader([rows[row]], quotechar=quote, skipinitialspace=True))
-        if len(count) < n_values:
-            raise DataError(
-                f"{header.path}, line {numbers[row]}: {len(count)} values; expected {n_values} "
-                f"({n_values - 1} features and the labels)"
-            )
         raise DataError(f"{header.path}, line {numbers[row]}: the row has no labels (last value is '?' or empty)")
     return frame
+
+
+def _check_value_counts(header: ArffHeader, numbers: list[int], rows: list[str], quote: str, n_values: int) -> None:
+    """Raise a DataError naming the first row without exactly ``n_values`` values."""
+    for number, row in zip(numbers, rows):
+        if "'" in row or '"' in row:
+            count = len(next(csv.reader([row], quotechar=quote, skipinitialspace=True)))
+        else:
+            count = row.count(",") + 1
+        if count != n_values:
+            raise DataError(
+                f"{header.path}, line {number}: {count} values; expected {n_values} "
+                f"({n_values - 1} features and the labels)"
+            )
 
 
 def _raise_bad_number(header: ArffHeader, numbers: list[int], rows: list[str], quote: str) -> None:
@@ -324,8 +324,6 @@ def _raise_bad_number(header: ArffHeader, numbers: list[int], rows: list[str], q
     numeric = [i for i, a in enumerate(header.attributes) if a.kind == "numeric"]
     for number, values in zip(numbers, csv.reader(rows, quotechar=quote, skipinitialspace=True)):
         for i in numeric:
-            if i >= len(values):
-                break
             value = values[i].strip()
             if value == "?":
                 continue
@@ -348,8 +346,9 @@ def _encode_features(header: ArffHeader, frame: pd.DataFrame, numbers: list[int]
             blocks.append(column.to_numpy(dtype=np.float32).reshape(n, 1))
             continue
         values = column.str.strip()
-        codes = pd.Categorical(values, categories=list(attribute.categories)).codes
-        unknown = (codes < 0) & values.notna().to_numpy()
+        mapped = values.map({c: k for k, c in enumerate(attribute.categories)})
+        codes = mapped.fillna(-1).to_numpy(dtype=np.int64)
+        unknown = (mapped.isna() & values.notna()).to_numpy()
         if unknown.any():
             row = int(np.flatnonzero(unknown)[0])
             raise DataError(
