@@ -337,17 +337,20 @@ def _raise_bad_number(header: ArffHeader, numbers: list[int], rows: list[str], q
 
 
 def _encode_features(header: ArffHeader, frame: pd.DataFrame, numbers: list[int], nominal_missing: str) -> np.ndarray:
+    """float32 (N, D): numeric columns as read, nominal ones one-hot, in attribute order."""
     n = len(frame)
-    blocks: list[np.ndarray] = []
+    widths = [len(a.columns) for a in header.attributes]
+    starts = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+    out = np.zeros((n, int(starts[-1])), dtype=np.float32)
+    numeric = [i for i, a in enumerate(header.attributes) if a.kind == "numeric"]
+    if numeric:  # one block copy for every numeric column
+        out[:, starts[numeric]] = frame[numeric].to_numpy(dtype=np.float32)
     fill = 0.0 if nominal_missing == "zeros" else np.nan
     for i, attribute in enumerate(header.attributes):
-        column = frame.iloc[:, i]
         if attribute.kind == "numeric":
-            blocks.append(column.to_numpy(dtype=np.float32).reshape(n, 1))
             continue
-        values = column.str.strip()
+        values = frame[i].str.strip()
         mapped = values.map({c: k for k, c in enumerate(attribute.categories)})
-        codes = mapped.fillna(-1).to_numpy(dtype=np.int64)
         unknown = (mapped.isna() & values.notna()).to_numpy()
         if unknown.any():
             row = int(np.flatnonzero(unknown)[0])
@@ -355,21 +358,27 @@ def _encode_features(header: ArffHeader, frame: pd.DataFrame, numbers: list[int]
                 f"{header.path}, line {numbers[row]}: nominal attribute {attribute.name!r} holds "
                 f"{values.iloc[row]!r}, not one of its categories {{{','.join(attribute.categories)}}}"
             )
-        onehot = np.zeros((n, len(attribute.categories)), dtype=np.float32)
+        codes = mapped.fillna(-1).to_numpy(dtype=np.int64)
         known = codes >= 0
-        onehot[np.flatnonzero(known), codes[known]] = 1.0
-        onehot[~known] = fill
-        blocks.append(onehot)
-    if not blocks:
-        return np.empty((n, 0), dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.float32)
+        out[np.flatnonzero(known), starts[i] + codes[known]] = 1.0
+        out[~known, starts[i] : starts[i + 1]] = fill
+    return out
 
 
 def _label_matrix(header: ArffHeader, values: np.ndarray, numbers: Sequence[int]) -> np.ndarray:
     """uint8 (N, K) in ``header.labels`` order: each listed node and all its ancestors."""
     index = {label: k for k, label in enumerate(header.labels)}
+    parents: list[list[int]] = [[] for _ in header.labels]
+    for parent, child in header.edges:
+        parents[index[child]].append(index[parent])
+    order = _topological(len(header.labels), parents, header.path)
+    # Each node with its ancestors, parents first: one pass in topological order.
+    closed: list[frozenset[int]] = [frozenset()] * len(header.labels)
+    for k in order:
+        closed[k] = frozenset([k]).union(*(closed[p] for p in parents[k]))
+    columns: dict[int, np.ndarray] = {}
     rows: list[int] = []
-    cols: list[int] = []
+    cols: list[np.ndarray] = []
     for r, value in enumerate(values):
         for token in str(value).split("@"):
             token = token.strip()
@@ -380,27 +389,24 @@ def _label_matrix(header: ArffHeader, values: np.ndarray, numbers: Sequence[int]
                     f"{header.path}, line {numbers[r]}: label {token!r} is not a node of the header's "
                     f"hierarchy ({len(header.declared)} nodes: {shown}, ...)"
                 )
+            if k not in columns:
+                columns[k] = np.fromiter(closed[k], dtype=np.int64, count=len(closed[k]))
+            cols.append(columns[k])
             rows.append(r)
-            cols.append(k)
-    # Labels x rows, so that carrying a child's row up to its parents touches contiguous memory.
-    matrix = np.zeros((len(header.labels), len(values)), dtype=np.uint8)
-    matrix[cols, rows] = 1
-    parents: dict[int, list[int]] = {}
-    for parent, child in header.edges:
-        parents.setdefault(index[child], []).append(index[parent])
-    for child in reversed(_topological(len(header.labels), header.edges, index)):
-        for parent in parents.get(child, ()):
-            np.bitwise_or(matrix[parent], matrix[child], out=matrix[parent])
-    return np.ascontiguousarray(matrix.T)
+    matrix = np.zeros((len(values), len(header.labels)), dtype=np.uint8)
+    if cols:
+        lengths = [len(c) for c in cols]
+        matrix[np.repeat(np.asarray(rows, dtype=np.int64), lengths), np.concatenate(cols)] = 1
+    return matrix
 
 
-def _topological(n: int, edges: Sequence[tuple[str, str]], index: dict[str, int]) -> list[int]:
-    """Node indices, parents before children (Kahn's algorithm); the header's graph must be acyclic."""
+def _topological(n: int, parents: Sequence[Sequence[int]], path: Path) -> list[int]:
+    """Node indices, parents before children (Kahn's algorithm); raises DataError on a cycle."""
     children: list[list[int]] = [[] for _ in range(n)]
-    indegree = [0] * n
-    for parent, child in edges:
-        children[index[parent]].append(index[child])
-        indegree[index[child]] += 1
+    indegree = [len(ps) for ps in parents]
+    for child, ps in enumerate(parents):
+        for p in ps:
+            children[p].append(child)
     order = [k for k in range(n) if indegree[k] == 0]
     for k in order:  # the list grows while it is walked
         for c in children[k]:
@@ -408,5 +414,5 @@ def _topological(n: int, edges: Sequence[tuple[str, str]], index: dict[str, int]
             if indegree[c] == 0:
                 order.append(c)
     if len(order) != n:
-        raise DataError("the hierarchy in the header has a cycle; a label cannot imply itself")
+        raise DataError(f"{path}: the hierarchy in the header has a cycle; a label cannot imply itself")
     return order
