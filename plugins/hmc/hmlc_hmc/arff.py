@@ -19,7 +19,8 @@ prefixes), so the label matrix holds each listed node and its ancestors.
 one-hot encoded over its header categories and a missing one is all zeros
 (C-HMCNN's encoding) or all NaN. ``%`` starts a comment, files may be
 gzipped (``.gz``), lines may end in ``\\r\\n``, values may be quoted with
-``'`` or ``"``.
+``'`` or ``"`` (one kind per file). Sparse rows and string or date
+attributes are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -135,12 +136,16 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def read_header(path: str | Path) -> ArffHeader:
-    """Parse the header of ``path`` (plain or gzipped); stops at ``@DATA``."""
+    """Parse the header of ``path`` (plain or gzipped); stops reading at ``@DATA``."""
     path = Path(path)
+    return _parse_header(path, _lines(path))
+
+
+def _parse_header(path: Path, lines: Iterator[tuple[int, str]]) -> ArffHeader:
     attributes: list[Attribute] = []
     relation = ""
     hierarchy: tuple[str, int] | None = None
-    for number, raw in _lines(path):
+    for number, raw in lines:
         line = raw.strip()
         if not line or line.startswith("%"):
             continue
@@ -242,9 +247,10 @@ def read_arff(path: str | Path, *, nominal_missing: str = "zeros") -> Hierarchic
     """
     if nominal_missing not in NOMINAL_MISSING:
         raise DataError(f"nominal_missing must be one of {', '.join(NOMINAL_MISSING)}, got {nominal_missing!r}")
-    header = read_header(path)
-    path = header.path
-    numbers, rows = _data_rows(header)
+    path = Path(path)
+    lines = _lines(path)
+    header = _parse_header(path, lines)
+    numbers, rows = _data_rows(header, lines)
     n_values = len(header.attributes) + 1
     frame = _parse_rows(header, numbers, rows, n_values)
     features = _encode_features(header, frame, numbers, nominal_missing)
@@ -252,13 +258,11 @@ def read_arff(path: str | Path, *, nominal_missing: str = "zeros") -> Hierarchic
     return HierarchicalArff(header, features, labels, np.asarray(numbers, dtype=np.int64))
 
 
-def _data_rows(header: ArffHeader) -> tuple[list[int], list[str]]:
-    """File line numbers and texts of the data rows (blank lines and comments dropped)."""
+def _data_rows(header: ArffHeader, lines: Iterator[tuple[int, str]]) -> tuple[list[int], list[str]]:
+    """File line numbers and texts of the data rows that follow the header in ``lines`` (blank lines and comments dropped)."""
     numbers: list[int] = []
     rows: list[str] = []
-    for number, raw in _lines(header.path):
-        if number <= header.data_line:
-            continue
+    for number, raw in lines:
         line = raw.strip()
         if not line or line.startswith("%"):
             continue

@@ -34,7 +34,16 @@ from hmlc.hierarchy.graph import LabelGraph
 from hmlc_hmc.arff import NOMINAL_MISSING, ArffHeader, HierarchicalArff, read_arff, read_header
 from hmlc_hmc.hierarchy import excluded_labels, header_graph
 
-__all__ = ["HmcDataset", "SPLITS", "SplitData", "dataset_files", "find_dataset_folder", "load_split", "carve_valid"]
+__all__ = [
+    "HmcDataset",
+    "SPLITS",
+    "SplitData",
+    "available_datasets",
+    "carve_valid",
+    "dataset_files",
+    "find_dataset_folder",
+    "load_split",
+]
 
 #: The splits the reader serves.
 SPLITS: tuple[str, ...] = ("train", "valid", "test", "trainvalid")
