@@ -1,0 +1,151 @@
+"""The HMC benchmark suite (``suite.yaml``): datasets, published figures, recipe, methods and search grid.
+
+A later ``hmlc benchmark --suite hmc`` runs it; the presets ``hmc/...`` are
+built from it (:mod:`hmlc_hmc.presets`). :func:`load_suite` reads and checks
+the file: every mistake is one :class:`~hmlc.errors.ConfigError` line.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hmlc.errors import ConfigError
+from hmlc_hmc import SUITE_FILE
+
+__all__ = ["HmcSuite", "SuiteDataset", "load_suite", "ONTOLOGIES"]
+
+#: Dataset name suffix -> what labels it: the FunCat tree or the Gene Ontology DAG.
+ONTOLOGIES: dict[str, str] = {"FUN": "FunCat tree", "GO": "Gene Ontology DAG"}
+_KEYS = {"name", "description", "sources", "protocol", "recipe", "methods", "search", "datasets"}
+_RECIPE = {"batch_size": int, "lr": float, "weight_decay": float, "hidden_layers": int, "dropout": float, "activation": str}
+_DATASET_KEYS = {"hidden_dim", "epochs", "published_auprc"}
+
+
+@dataclass(frozen=True)
+class SuiteDataset:
+    """One dataset of the suite.
+
+    ``hidden_dim`` and ``epochs`` are C-HMCNN's when ``from_paper`` (main.py),
+    else the median of its choices for the same ontology.
+    """
+
+    name: str
+    ontology: str
+    hidden_dim: int
+    epochs: int
+    published_auprc: float | None
+    from_paper: bool
+
+
+@dataclass(frozen=True)
+class HmcSuite:
+    """The whole suite, checked."""
+
+    name: str
+    description: str
+    sources: Mapping[str, str]
+    protocol: Mapping[str, Any]
+    recipe: Mapping[str, Any]
+    methods: tuple[str, ...]
+    grid: Mapping[str, tuple[Any, ...]]
+    datasets: Mapping[str, SuiteDataset]
+    #: Ontology -> {"hidden_dim", "epochs"}: the medians of C-HMCNN's choices, for datasets it did not tune.
+    defaults: Mapping[str, Mapping[str, int]]
+
+    def published(self) -> dict[str, float]:
+        """Dataset -> C-HMCNN's published test AU(PRC), for the datasets that have one."""
+        return {n: d.published_auprc for n, d in self.datasets.items() if d.published_auprc is not None}
+
+
+def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
+    """Read and check a suite file (default: the one shipped with the plugin)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read suite file {path}: {exc}") from None
+    where = f"suite file {path}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(sorted(_KEYS))}")
+    missing, extra = _KEYS - set(data), set(data) - _KEYS
+    if missing or extra:
+        raise ConfigError(f"{where}: missing keys {sorted(missing)}, unknown keys {sorted(extra)}")
+    recipe = _checked_recipe(where, data["recipe"])
+    methods = data["methods"]
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+        raise ConfigError(f"{where}: 'methods' must be a non-empty list of train.method names")
+    grid = (data["search"] or {}).get("grid") if isinstance(data["search"], dict) else None
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{where}: 'search.grid' must map --set keys to non-empty lists of values")
+    datasets, defaults = _checked_datasets(where, data["datasets"])
+    return HmcSuite(
+        name=str(data["name"]),
+        description=str(data["description"]),
+        sources=dict(data["sources"]),
+        protocol=dict(data["protocol"]),
+        recipe=recipe,
+        methods=tuple(methods),
+        grid={str(k): tuple(v) for k, v in grid.items()},
+        datasets=datasets,
+        defaults=defaults,
+    )
+
+
+def _checked_recipe(where: str, recipe: Any) -> dict[str, Any]:
+    if not isinstance(recipe, dict) or set(recipe) != set(_RECIPE):
+        raise ConfigError(f"{where}: 'recipe' must hold exactly {', '.join(sorted(_RECIPE))}")
+    for key, kind in _RECIPE.items():
+        value = recipe[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            recipe[key] = value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{where}: recipe.{key} must be {kind.__name__}, got {value!r}")
+    return dict(recipe)
+
+
+def _checked_datasets(where: str, entries: Any) -> tuple[dict[str, SuiteDataset], dict[str, dict[str, int]]]:
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"{where}: 'datasets' must map dataset names to their settings")
+    for name, entry in entries.items():
+        ontology = str(name).rsplit("_", 1)[-1]
+        if ontology not in ONTOLOGIES:
+            raise ConfigError(f"{where}: dataset {name!r} must end in _FUN or _GO")
+        entry = entry or {}
+        if not isinstance(entry, dict) or not set(entry) <= _DATASET_KEYS:
+            raise ConfigError(f"{where}: dataset {name!r} takes only {', '.join(sorted(_DATASET_KEYS))}")
+        if entry and set(entry) != _DATASET_KEYS:
+            raise ConfigError(f"{where}: dataset {name!r} needs all of {', '.join(sorted(_DATASET_KEYS))} or none")
+        for key in ("hidden_dim", "epochs"):
+            if key in entry and (not isinstance(entry[key], int) or entry[key] < 1):
+                raise ConfigError(f"{where}: {name}.{key} must be a positive integer, got {entry[key]!r}")
+        figure = entry.get("published_auprc")
+        if figure is not None and not (isinstance(figure, float) and 0.0 < figure < 1.0):
+            raise ConfigError(f"{where}: {name}.published_auprc must be a number in (0, 1), got {figure!r}")
+    defaults: dict[str, dict[str, int]] = {}
+    for ontology in ONTOLOGIES:
+        chosen = [e for n, e in entries.items() if n.endswith("_" + ontology) and e]
+        if chosen:
+            defaults[ontology] = {
+                key: int(statistics.median_low(e[key] for e in chosen)) for key in ("hidden_dim", "epochs")
+            }
+    out: dict[str, SuiteDataset] = {}
+    for name, entry in entries.items():
+        ontology = name.rsplit("_", 1)[-1]
+        if not entry and ontology not in defaults:
+            raise ConfigError(f"{where}: no {ontology} dataset has settings to take {name}'s defaults from")
+        settings = entry or defaults[ontology]
+        out[name] = SuiteDataset(
+            name=name,
+            ontology=ontology,
+            hidden_dim=settings["hidden_dim"],
+            epochs=settings["epochs"],
+            published_auprc=entry.get("published_auprc") if entry else None,
+            from_paper=bool(entry),
+        )
+    return out, defaults

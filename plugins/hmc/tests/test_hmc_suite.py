@@ -1,0 +1,130 @@
+"""The suite file and the presets built from it: published figures, C-HMCNN's recipe, checks on bad files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA_README
+from hmlc_hmc import SUITE_FILE
+from hmlc_hmc.presets import build_presets
+from hmlc_hmc.suite import load_suite
+
+from hmlc.config.models import ModelConfig
+from hmlc.errors import ConfigError
+from hmlc.plugins import get_host
+
+#: The 17 datasets of ../shared/data/hmc (expr is absent from the distribution).
+DATASETS = sorted(
+    [f"{n}_FUN" for n in ("cellcycle", "church", "derisi", "eisen", "gasch1", "gasch2", "pheno", "seq", "spo")]
+    + [f"{n}_GO" for n in ("cellcycle", "derisi", "eisen", "gasch1", "gasch2", "pheno", "seq", "spo")]
+)
+
+
+def test_suite_datasets_methods_and_grid() -> None:
+    suite = load_suite()
+    assert suite.name == "hmc" and sorted(suite.datasets) == DATASETS
+    assert suite.methods == ("flat", "ct")
+    assert suite.protocol["final"] == {"train_split": "trainvalid", "eval_split": "test"}
+    assert suite.protocol["selection"] == {"train_split": "train", "eval_split": "valid"}
+    assert suite.grid and all(values for values in suite.grid.values())
+    assert set(suite.published()) == set(DATASETS) - {"church_FUN", "pheno_FUN", "pheno_GO"}
+    # Datasets C-HMCNN did not tune take the median of its choices for their ontology.
+    for name in ("church_FUN", "pheno_FUN", "pheno_GO"):
+        d = suite.datasets[name]
+        tuned = [e for e in suite.datasets.values() if e.ontology == d.ontology and e.from_paper]
+        assert not d.from_paper and d.published_auprc is None
+        assert sum(e.hidden_dim < d.hidden_dim for e in tuned) <= len(tuned) // 2
+        assert sum(e.hidden_dim > d.hidden_dim for e in tuned) <= len(tuned) // 2
+
+
+def test_published_figures_match_the_data_readme() -> None:
+    if not DATA_README.is_file():
+        pytest.skip(f"{DATA_README} not found (optional real data)")
+    text = DATA_README.read_text(encoding="utf-8")
+    section = text[text.index("C-HMCNN's AU(PRC):") : text.index("(church and pheno")]
+    figures = {name: float(value) for name, value in re.findall(r"(\w+_(?:FUN|GO)) (0\.\d+)", section)}
+    assert len(figures) == 14
+    assert load_suite().published() == figures
+
+
+def test_c_hmcnn_settings_as_published() -> None:
+    """main.py of EGiunchiglia/C-HMCNN: shared recipe and a few per-dataset values, typed in here."""
+    suite = load_suite()
+    assert suite.recipe == {
+        "batch_size": 4, "lr": 1e-4, "weight_decay": 1e-5, "hidden_layers": 2, "dropout": 0.7, "activation": "relu",
+    }
+    picks = {"cellcycle_FUN": (500, 106), "cellcycle_GO": (1000, 62), "seq_GO": (9000, 45), "spo_FUN": (250, 115)}
+    for name, (hidden, epochs) in picks.items():
+        d = suite.datasets[name]
+        assert (d.hidden_dim, d.epochs, d.from_paper) == (hidden, epochs, True)
+
+
+def _write(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(SUITE_FILE.read_text())
+    change(data)
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda d: d.pop("recipe"), r"missing keys \['recipe'\]"),
+        (lambda d: d.update(extra=1), r"unknown keys \['extra'\]"),
+        (lambda d: d["recipe"].update(batch_size="4"), "recipe.batch_size must be int"),
+        (lambda d: d["datasets"].update(foo_XYZ={}), "'foo_XYZ' must end in _FUN or _GO"),
+        (lambda d: d["datasets"].update(a_FUN={"hidden_dim": 5}), "a_FUN' needs all of"),
+        (lambda d: d["datasets"]["seq_GO"].update(published_auprc=44.6), r"seq_GO.published_auprc must be a number in \(0, 1\)"),
+        (lambda d: d["datasets"]["seq_GO"].update(epochs=0), "seq_GO.epochs must be a positive integer"),
+        (lambda d: d.update(methods=[]), "'methods' must be a non-empty list"),
+        (lambda d: d["search"].update(grid={"train.epochs": []}), "'search.grid' must map"),
+    ],
+)
+def test_bad_suite_files(tmp_path: Path, change, message: str) -> None:
+    path = _write(tmp_path, change)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_suite(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_unreadable_suite_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read suite file"):
+        load_suite(tmp_path / "absent.yaml")
+
+
+def test_preset_names_registered() -> None:
+    registered = get_host().registry("presets").by_plugin()["hmc"]
+    expected = {"hmc/flat", "hmc/ct"} | {f"hmc/{d}/{m}" for d in DATASETS for m in ("flat", "ct")}
+    assert set(registered) == expected == set(build_presets())
+
+
+def test_presets_hold_the_recipe() -> None:
+    suite = load_suite()
+    for name, preset in build_presets().items():
+        method = name.rsplit("/", 1)[1]
+        assert preset["data"]["dataset"] == "hmc" and preset["train"]["method"] == method
+        mlp = preset["model"]["backbone_params"]
+        assert preset["model"]["backbone"] == "mlp" and (mlp["layers"], mlp["dropout"], mlp["activation"]) == (2, 0.7, "relu")
+        t = preset["train"]
+        assert (t["batch_size"], t["lr"], t["weight_decay"], t["lr_decay"]) == (4, 1e-4, 1e-5, 1.0)
+        if name.count("/") == 2:
+            d = suite.datasets[name.split("/")[1]]
+            assert preset["data"]["params"] == {"name": d.name}
+            assert (preset["data"]["train_split"], preset["data"]["eval_split"]) == ("trainvalid", "test")
+            assert (mlp["width"], t["epochs"]) == (d.hidden_dim, d.epochs)
+        else:
+            assert "params" not in preset["data"] and preset["data"]["eval_split"] == "valid"
+
+
+def test_presets_validate_against_the_config() -> None:
+    if "backbone_params" not in ModelConfig.model_fields:
+        pytest.skip("the core has no model.backbone_params (feature-vector inputs) yet")
+    from hmlc.config import load_config
+
+    for name in build_presets():
+        config = load_config(preset=name, overrides=["data.root=/data/hmc"])
+        assert config.data.dataset == "hmc" and config.model.backbone == "mlp"
