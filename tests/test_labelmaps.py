@@ -128,7 +128,7 @@ def test_an_unknown_label_names_the_map_the_label_and_where_to_look(
 
 def test_an_unknown_map_lists_the_registered_ones(maps: Callable[..., None]) -> None:
     maps(good=SRC_TO_TGT)
-    with pytest.raises(PluginError, match=r"unknown label map 'nope'; available: good"):
+    with pytest.raises(PluginError, match=r"unknown label map 'nope'; did you mean: good\?"):
         resolve_label_map("nope")
 
 

@@ -160,12 +160,14 @@ def _closure_choice(args: argparse.Namespace) -> tuple[bool, str, str | None]:
 
 
 def _checkpoints(paths: list[Path] | None) -> dict[Path, dict]:
-    """The metadata of each --checkpoint (read without its tensors)."""
+    """The metadata of each --checkpoint (a checkpoint folder or file, or a run directory: its best), read without its tensors."""
     if not paths:
         return {}
+    from hmlc.engine.predictor import resolve_checkpoint
     from hmlc.models.checkpoint import read_checkpoint_metadata
 
-    return {path: read_checkpoint_metadata(path) for path in paths}
+    resolved = [resolve_checkpoint(path) for path in paths]
+    return {path: read_checkpoint_metadata(path) for path in resolved}
 
 
 def _score_exclude(checkpoints: dict[Path, dict], labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -230,8 +232,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(data, n_boot=args.bootstrap, seed=args.seed, graph=graph if args.hierarchy else None,
                       exclude=exclude, sensitivity=args.sensitivity)
     result = replace(result, closure_choice=closure_choice, provenance=_provenance(args, checkpoints))
-    for note in result.notes:
+    shown_notes = result.notes if len(result.notes) <= 12 else result.notes[:5]
+    for note in shown_notes:
         print(f"hmlc evaluate: {note}", file=sys.stderr)
+    if len(shown_notes) < len(result.notes):
+        print(f"hmlc evaluate: ... and {len(result.notes) - len(shown_notes)} more such notes "
+              "(labels without both classes are left out of the mean AUC; metrics.json has every label)",
+              file=sys.stderr)
     for warning in result.warnings:
         print(f"hmlc evaluate: warning: {warning}", file=sys.stderr)
     if args.out is not None:

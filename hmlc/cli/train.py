@@ -79,7 +79,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows = [[a.label, _fmt(a.auc), a.n_pos, a.n_neg] for a in result.final]
     print()
     print_table(["label", "AUC", "pos", "neg"], rows, align_right=(1, 2, 3))
-    over = f" over {', '.join(result.mean_labels)}" if result.mean_labels else ""
+    shown = result.mean_labels or ()
+    over = (
+        f" over {', '.join(shown)}" if 0 < len(shown) <= 12
+        else f" over {len(shown)} labels ({', '.join(shown[:3])}, ...; results.json lists them)" if shown else ""
+    )
     print(f"mean AUC{over}: {_fmt(result.final_mean)}   (best epoch: {_fmt(result.best_mean)})")
     print(f"run directory: {result.run_dir}")
     if result.best_checkpoint:

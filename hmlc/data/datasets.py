@@ -95,6 +95,11 @@ class DatasetReader(ABC):
     param_defaults: Mapping[str, Any] = {}
     #: What a sample is: "image" (an ImageSource) or "features" (a FeatureSource of float vectors).
     input_kind: str = "image"
+    #: Whether the dataset's protocol scores labels closed over the hierarchy (a positive child
+    #: makes its ancestors positive): True for PadChest, which writes only the most specific term;
+    #: False for CheXpert, whose protocol scores the labels as given. Training's validation and
+    #: ``hmlc evaluate --dataset`` follow it.
+    default_eval_closure: bool = False
 
     @abstractmethod
     def load(

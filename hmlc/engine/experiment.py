@@ -226,8 +226,12 @@ def prepare_experiment(config: ExperimentConfig, with_valid: bool = True) -> Exp
     valid = None
     if with_valid and config.data.eval_split:
         v = source.load(config.data.eval_split, graph.labels, graph)
-        # Evaluation labels are scored as given: closure is a training-time step.
-        valid = PreparedSplit(v.table, source.samples(config.data.eval_split, v), v.table.codes())
+        # Validation labels are scored as the dataset's protocol says: as given (CheXpert), or
+        # closed over the hierarchy (PadChest writes only the most specific term).
+        valid_codes = v.table.codes()
+        if getattr(reader, "default_eval_closure", False):
+            valid_codes = graph.closure(valid_codes).codes
+        valid = PreparedSplit(v.table, source.samples(config.data.eval_split, v), valid_codes)
     blank = config.data.blank or getattr(reader, "default_blank", "negative")
     return ExperimentData(
         graph, train, valid, policies, multiclass, blank, changed,

@@ -51,7 +51,7 @@ _HEADER_FIELD = "hmlc"  # one field: safetensors writes several in a random orde
 _KEYS_FIELD = "hmlc_keys"  # the fields of checkpoints written before the one above
 _ALIASES_FIELD = "hmlc_aliases"
 #: Values a checkpoint's ``output`` metadata may hold.
-OUTPUT_KINDS = ("unconditional", "conditional")
+OUTPUT_KINDS = ("unconditional", "conditional", "max-constraint")
 #: Largest ``image_size`` a checkpoint may record (that of ``data.image_size``).
 MAX_IMAGE_SIZE = 4096
 
@@ -324,7 +324,8 @@ def _check_metadata(directory: Path, metadata: Mapping[str, Any]) -> None:
         shown = shorten(json.dumps(metadata[key], default=str))
         return CheckpointError(f"checkpoint {str(directory)!r}: {META_FILE} records {key} {shown}; {what}")
 
-    if "image_size" in metadata:
+    # A model of feature vectors records no image size.
+    if "image_size" in metadata and (metadata["image_size"] is not None or metadata.get("input_kind", "image") == "image"):
         size = metadata["image_size"]
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_IMAGE_SIZE:
             raise bad("image_size", f"expected an integer from 1 to {MAX_IMAGE_SIZE}")

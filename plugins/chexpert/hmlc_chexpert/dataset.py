@@ -57,6 +57,8 @@ class CheXpertDataset(DatasetReader):
     name = "chexpert"
     default_hierarchy = "chexpert"
     default_blank = "negative"
+    #: CheXpert's protocol scores the labels as given (no closure at evaluation).
+    default_eval_closure = False
     splits = ("train", "valid", "holdout", "train-holdout")
     description = "CheXpert-v1.0(-small): train/valid CSVs, view and AP/PA filters, patient-level hold-out"
     param_defaults: Mapping[str, Any] = MappingProxyType(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DAG_HEADER, TREE_HEADER
+from hmc_testing import DAG_HEADER, TREE_HEADER
 from hmlc_hmc.arff import read_arff, read_header
 from hmlc_hmc.hierarchy import excluded_labels, header_graph
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TREE_HEADER, needs_feature_inputs, write_arff
+from hmc_testing import TREE_HEADER, needs_feature_inputs, write_arff
 from hmlc_hmc.dataset import HmcDataset, carve_valid, dataset_files, find_dataset_folder, load_split
 
 from hmlc.errors import ConfigError, DataError

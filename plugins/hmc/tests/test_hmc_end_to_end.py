@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TREE_HEADER, needs_feature_inputs, write_arff
+from hmc_testing import TREE_HEADER, needs_feature_inputs, write_arff
 
 from hmlc.cli.main import main
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import needs_feature_inputs
+from hmc_testing import needs_feature_inputs
 from hmlc_hmc.arff import read_arff
 from hmlc_hmc.dataset import HmcDataset
 

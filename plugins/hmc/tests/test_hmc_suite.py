@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DATA_README
+from hmc_testing import DATA_README
 from hmlc_hmc import SUITE_FILE
 from hmlc_hmc.presets import build_presets
 from hmlc_hmc.suite import load_suite
@@ -26,7 +26,7 @@ DATASETS = sorted(
 def test_suite_datasets_methods_and_grid() -> None:
     suite = load_suite()
     assert suite.name == "hmc" and sorted(suite.datasets) == DATASETS
-    assert suite.methods == ("flat", "ct")
+    assert suite.methods == ("flat", "ct", "chmcnn")
     assert suite.protocol["final"] == {"train_split": "trainvalid", "eval_split": "test"}
     assert suite.protocol["selection"] == {"train_split": "train", "eval_split": "valid"}
     assert suite.grid and all(values for values in suite.grid.values())
@@ -98,7 +98,8 @@ def test_unreadable_suite_file(tmp_path: Path) -> None:
 
 def test_preset_names_registered() -> None:
     registered = get_host().registry("presets").by_plugin()["hmc"]
-    expected = {"hmc/flat", "hmc/ct"} | {f"hmc/{d}/{m}" for d in DATASETS for m in ("flat", "ct")}
+    methods = ("flat", "ct", "chmcnn")
+    expected = {f"hmc/{m}" for m in methods} | {f"hmc/{d}/{m}" for d in DATASETS for m in methods}
     assert set(registered) == expected == set(build_presets())
 
 
