@@ -145,7 +145,18 @@ def export_metadata(loaded: Any, image_size: int, fmt: str) -> dict[str, Any]:
         "multiclass": bool(meta["multiclass"]),
         "stage": meta.get("stage"),
         "score_exclude": list(meta.get("score_exclude") or []),
+        # The reader settings it was trained with (CheXpert: frontal images only), so that
+        # `hmlc predict --runtime onnx --dataset` reads the split as the PyTorch path does.
+        "training_data": _training_data(meta),
     }
+
+
+def _training_data(meta: Any) -> dict[str, Any] | None:
+    """The ``data`` section's dataset, reader params and root of the checkpoint's training config."""
+    data = (meta.get("config") or {}).get("data")
+    if not isinstance(data, dict):
+        return None
+    return {"dataset": data.get("dataset"), "params": data.get("params") or {}, "root": data.get("root")}
 
 
 def _image_inputs(loaded: Any, image_size: int) -> dict[str, Any]:

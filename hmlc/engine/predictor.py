@@ -390,6 +390,8 @@ class OnnxMember(EnsembleMember):
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = meta
         self.source = str(path)
+        data = meta.get("training_data")
+        self.training_data = data if isinstance(data, Mapping) else None
         graph = _graph(meta, path)
         self.labels = graph.labels
         self.hierarchy_hash = graph.content_hash

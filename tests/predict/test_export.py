@@ -164,6 +164,23 @@ def test_predict_with_onnx_runtime_equals_torch(
     assert code == 0, err
 
 
+@pytest.mark.slow
+def test_onnx_member_reads_a_dataset_split_with_the_checkpoints_reader_settings(
+    ct_run: Path, onnx_export: Path
+) -> None:
+    """`predict --runtime onnx --dataset` used to ignore the reader settings (CheXpert: 234 rows, not 202)."""
+    from hmlc.engine.predictor import dataset_defaults, load_member
+
+    torch_member, onnx_member = load_member(ct_run), load_member(onnx_export, "onnx")
+    trained = checkpoint_metadata(ct_run / "checkpoints" / "best")["config"]["data"]
+    assert onnx_member.training_data is not None
+    assert onnx_member.training_data["params"] == torch_member.training_data["params"] == trained["params"]
+    assert onnx_member.training_data["dataset"] == trained["dataset"]
+    torch_base, _ = dataset_defaults([torch_member], trained["dataset"])
+    onnx_base, source = dataset_defaults([onnx_member], trained["dataset"])
+    assert onnx_base == torch_base and source == str(onnx_export)
+
+
 # ------------------------------------------------------- max-constraint (C-HMCNN)
 @pytest.fixture(scope="module")
 def chmcnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
