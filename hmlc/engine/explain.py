@@ -232,6 +232,10 @@ def explain_image(
     from hmlc.models import to_model_input
 
     loaded = load_model(checkpoint, device)
+    if loaded.input_kind != "image":
+        raise ConfigError(
+            f"checkpoint {checkpoint} is a model of feature vectors: Grad-CAM heatmaps need an image model"
+        )
     chosen = list(dict.fromkeys(labels)) if labels else list(loaded.labels)
     unknown = [label for label in chosen if label not in loaded.labels]
     if unknown:

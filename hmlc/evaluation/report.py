@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from hmlc.engine.rundir import atomic_write_text
+from hmlc.engine.rundir import atomic_write_bytes, atomic_write_text
 from hmlc.evaluation.evaluator import CI_LEVEL, EvaluationResult, LabelResult
 from hmlc.evaluation.plots import label_reliability_png, pr_curves_png, reliability_png, roc_png
 
@@ -242,7 +242,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path, compare_name: st
     figures: list[tuple[str, LabelResult | None, str]] = []
 
     def add(kind: str, label: LabelResult | None, name: str, png: bytes) -> None:
-        (out_dir / name).write_bytes(png)
+        atomic_write_bytes(out_dir / name, png)
         written.append(out_dir / name)
         images.append((kind, label, png))
         figures.append((kind, label, name))

@@ -119,17 +119,17 @@ class Registry(Generic[T]):
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """A YAML file a plugin registered (a preset) as a dict; a :class:`PluginError` naming ``what`` otherwise."""
-    import yaml
+    """A YAML file a plugin registered (a preset) as a dict; a :class:`PluginError` naming ``what`` otherwise.
+
+    Read with hmlc's bounded YAML loader (:mod:`hmlc.yamlio`: no alias bombs, no recursion).
+    """
+    from hmlc.yamlio import load_yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PluginError(f"cannot read {what} {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PluginError(f"{what} {path} is not valid YAML: {getattr(exc, 'problem', exc)}{line}") from None
+    data = load_yaml(text, f"{what} {path}", PluginError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -270,3 +270,11 @@ def test_vector_run_stopped_and_resumed_ends_like_an_uninterrupted_one(tmp_path:
     a = json.loads((whole / "results.json").read_text())
     b = json.loads((parent / "run" / "results.json").read_text())
     assert b["completed"] and a["final"] == b["final"]
+
+
+def test_explain_refuses_a_vector_model_plainly(vector_run: Path, hmlc, tmp_path: Path) -> None:
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")  # never read: the model is refused first
+    code, _, err = hmlc("explain", "--checkpoint", vector_run, image, "--out", tmp_path / "maps")
+    assert code == 2 and "feature vectors" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "maps").exists()
