@@ -120,6 +120,9 @@ def _header(path: Path, what: str) -> list[str]:
     except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {what} file {path}: {' '.join(str(exc).split())}") from None
     header = [str(c) for c in first.iloc[0].tolist()] if len(first) else []
+    unnamed = [i for i, c in enumerate(header) if not c.strip()]
+    if unnamed:
+        raise DataError(f"{path}: column {unnamed[0] + 1} of the header has no name; name every column")
     twice = sorted({c for c in header if header.count(c) > 1})
     if twice:
         raise DataError(f"{path} has the column {twice[0]!r} twice; name each column once")

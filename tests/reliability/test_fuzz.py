@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +134,11 @@ def test_dicom_headers(edits: list[tuple[int, int]], cut: int | None) -> None:
     path = _write(".dcm", bytes(data[:cut] if cut else data))
     _only_hmlc_errors(decode_dicom, path)
     path.unlink()
+
+
+def test_a_csv_column_without_a_name_is_one_clear_error(tmp_path) -> None:
+    """Found by the fuzzing above: a header cell '' made read_predictions raise KeyError."""
+    path = tmp_path / "p.csv"
+    path.write_text("Path,\n")
+    with pytest.raises(HmlcError, match="column 2 of the header has no name"):
+        read_predictions(path)
