@@ -166,7 +166,10 @@ def read_label_csv(
 
 def _raise_first_bad_value(path: Path, labels: list[str]) -> None:
     """Find the first label value that is not a number and raise a DataError naming it."""
-    text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False)
+    try:
+        text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError):  # not even text columns: the caller reports the parse error
+        return
     for column in labels:
         numeric = pd.to_numeric(text[column].replace("", np.nan), errors="coerce")
         bad = numeric.isna() & (text[column] != "")

@@ -136,6 +136,14 @@ def test_dicom_headers(edits: list[tuple[int, int]], cut: int | None) -> None:
     path.unlink()
 
 
+def test_an_unclosed_quote_in_a_labels_csv_is_one_clear_error(tmp_path) -> None:
+    """Found by the fuzzing above: the second read that names the bad value raised pandas' ParserError."""
+    path = tmp_path / "l.csv"
+    path.write_text('Path,a,b,c\n1\n"\n')
+    with pytest.raises(HmlcError, match="cannot parse label file"):
+        read_label_csv(path, ["a", "b", "c"])
+
+
 def test_a_csv_column_without_a_name_is_one_clear_error(tmp_path) -> None:
     """Found by the fuzzing above: a header cell '' made read_predictions raise KeyError."""
     path = tmp_path / "p.csv"
