@@ -11,6 +11,7 @@ written before ``load`` took a ``graph``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import re
 from abc import ABC, abstractmethod
@@ -36,8 +37,11 @@ __all__ = [
     "CsvDataset",
     "register_builtin_datasets",
     "dataset_folder",
+    "dataset_file",
     "resolve_image_paths",
     "patients_and_studies",
+    "patient_partition",
+    "check_split_fractions",
 ]
 
 _VIEW_COLUMN = "Frontal/Lateral"
@@ -308,6 +312,25 @@ def dataset_folder(root: Path, csv_name: str) -> Path:
     raise DataError(f"no {csv_name} in {root} or its subfolders; set data.root to the folder holding it")
 
 
+def dataset_file(root: Path, names: Sequence[str]) -> tuple[Path, Path]:
+    """(file, its folder) for the first of ``names`` that :func:`dataset_folder` finds under ``root``.
+
+    ``names`` lists the accepted spellings in order of preference (``train.csv``,
+    ``train.csv.gz``); when none is found, the error for the first name is raised.
+    """
+    first_error: DataError | None = None
+    for name in names:
+        try:
+            folder = dataset_folder(root, name)
+        except DataError as error:
+            first_error = first_error or error
+            continue
+        return folder / name, folder
+    if first_error is None:
+        raise ConfigError("no label file name given")
+    raise first_error
+
+
 def resolve_image_paths(values: Sequence[str], folder: Path) -> list[str]:
     """Absolute image paths for CSV path values (see :class:`CsvDataset`)."""
     prefix = folder.name + "/"
@@ -320,6 +343,37 @@ def resolve_image_paths(values: Sequence[str], folder: Path) -> list[str]:
         else:
             out.append(f"{parent}/{v}" if v.startswith(prefix) else f"{here}/{v}")
     return out
+
+
+def patient_partition(
+    patients: Sequence[str], valid_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
+    """Per row, "train", "valid" or "test": a keyed hash of the row's patient and ``seed``.
+
+    About ``test_fraction`` of the patients go to test and ``valid_fraction``
+    to valid; every image of a patient lands on the same side, and a
+    patient's side does not depend on the other rows (a filter that drops
+    rows moves no patient), unlike a permutation of the patients present.
+    """
+    codes, uniques = pd.factorize(pd.Series(patients, dtype=object))
+    draws = np.array(
+        [int.from_bytes(hashlib.blake2b(f"{seed}/{u}".encode(), digest_size=8).digest(), "little") for u in uniques],
+        dtype=np.float64,
+    ) / 2.0**64
+    side = np.where(draws < test_fraction, "test", np.where(draws < test_fraction + valid_fraction, "valid", "train"))
+    return side[codes]
+
+
+def check_split_fractions(params: Mapping[str, Any], keys: Sequence[str] = ("valid_fraction", "test_fraction")) -> None:
+    """ConfigError unless each ``params[key]`` is in [0, 1) and together they leave rows for train."""
+    for key in keys:
+        if not 0.0 <= params[key] < 1.0:
+            raise ConfigError(f"data.params.{key} must be in [0, 1), got {params[key]}")
+    if sum(params[key] for key in keys) >= 1.0:
+        raise ConfigError(
+            f"data.params.{' + '.join(keys)} must be below 1 (train keeps the rest), "
+            f"got {' + '.join(str(params[key]) for key in keys)}"
+        )
 
 
 def patients_and_studies(values: Sequence[str]) -> tuple[list[str], list[str]]:

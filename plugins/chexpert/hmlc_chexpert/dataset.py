@@ -11,7 +11,6 @@ view filters keep.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -24,7 +23,8 @@ from hmlc.data import FileImageSource, LabelTable, missing_files, read_label_csv
 from hmlc.data.datasets import (
     DatasetReader,
     DatasetSplit,
-    dataset_folder,
+    dataset_file,
+    patient_partition,
     patients_and_studies,
     resolve_image_paths,
 )
@@ -100,7 +100,9 @@ class CheXpertDataset(DatasetReader):
         csv_path, folder = _locate(root, csv_name)
         table = read_chexpert_csv(csv_path, labels, folder, views=p["views"], ap_pa=p["ap_pa"])
         if split in ("holdout", "train-holdout"):
-            held = _holdout_mask(table.frame["patient"], p["holdout_fraction"], p["holdout_seed"])
+            # A keyed hash per patient: a patient's side does not depend on which rows a filter kept.
+            sides = patient_partition(table.frame["patient"].tolist(), 0.0, p["holdout_fraction"], p["holdout_seed"])
+            held = sides == "test"
             table = table.subset(held if split == "holdout" else ~held)
         paths = table.frame["path"].tolist()
         if not p["labels_only"]:
@@ -163,18 +165,6 @@ def read_chexpert_csv(
     return LabelTable(pd.concat([meta, frame[list(labels)]], axis=1), tuple(labels))
 
 
-def _holdout_mask(patients: pd.Series, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of the rows whose patient falls in the hold-out (about ``fraction`` of patients)."""
-    codes, uniques = pd.factorize(patients)
-    # A keyed hash per patient, not a permutation of the patients present:
-    # a patient's side must not depend on which rows a filter kept.
-    draws = np.array(
-        [int.from_bytes(hashlib.blake2b(f"{seed}/{u}".encode(), digest_size=8).digest(), "little") for u in uniques],
-        dtype=np.float64,
-    ) / 2.0**64
-    return (draws < fraction)[codes]
-
-
 def _normalised(column: pd.Series, case: Any) -> pd.Series:
     """``column`` stripped and case-mapped, computed once per distinct value."""
     codes, uniques = pd.factorize(column, use_na_sentinel=False)
@@ -225,16 +215,7 @@ def _locate(root: Path | None, csv_name: str) -> tuple[Path, Path]:
         )
     root = Path(root).expanduser()
     names = [csv_name] if csv_name.endswith(".gz") else [csv_name, csv_name + ".gz"]
-    first_error: DataError | None = None
-    for name in names:
-        try:
-            folder = dataset_folder(root, name)
-        except DataError as error:
-            first_error = first_error or error
-            continue
-        return folder / name, folder
-    assert first_error is not None
-    raise first_error
+    return dataset_file(root, names)
 
 
 def _first_path_component(csv_path: Path) -> str:

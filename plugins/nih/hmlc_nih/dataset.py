@@ -13,7 +13,6 @@ image is on disk and says how many of how many.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections import Counter
@@ -26,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from hmlc.data import FileImageSource, LabelTable
-from hmlc.data.datasets import DatasetReader, DatasetSplit, dataset_folder
+from hmlc.data.datasets import (
+    DatasetReader,
+    DatasetSplit,
+    check_split_fractions,
+    dataset_file,
+    patient_partition,
+)
 from hmlc.errors import ConfigError, DataError
 from hmlc.hierarchy import LabelGraph
 from hmlc_nih import NIH_LABELS, NO_FINDING
@@ -82,14 +87,7 @@ class NihDataset(DatasetReader):
         p = super().resolve_params(params)
         if p["views"] not in VIEWS:
             raise ConfigError(f"data.params.views must be one of {', '.join(VIEWS)}, got {p['views']!r}")
-        for key in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= p[key] < 1.0:
-                raise ConfigError(f"data.params.{key} must be in [0, 1), got {p[key]}")
-        if p["valid_fraction"] + p["test_fraction"] >= 1.0:
-            raise ConfigError(
-                "data.params.valid_fraction + test_fraction must be below 1 (train keeps the rest), "
-                f"got {p['valid_fraction']} + {p['test_fraction']}"
-            )
+        check_split_fractions(p)
         return p
 
     def load(
@@ -151,23 +149,6 @@ class NihDataset(DatasetReader):
         codes = _codes(rows["Finding Labels"], labels, csv_path)[index]
         table = LabelTable(pd.concat([meta, pd.DataFrame(codes, columns=list(labels))], axis=1), labels)
         return DatasetSplit(table, FileImageSource(table.frame["path"].tolist(), image_size))
-
-
-def patient_partition(
-    patients: Sequence[str], valid_fraction: float, test_fraction: float, seed: int
-) -> np.ndarray:
-    """Per row, "train", "valid" or "test": a keyed hash of the row's patient and ``seed``.
-
-    About ``test_fraction`` of the patients go to test and ``valid_fraction``
-    to valid; every image of a patient lands on the same side.
-    """
-    codes, uniques = pd.factorize(pd.Series(patients, dtype=object))
-    draws = np.array(
-        [int.from_bytes(hashlib.blake2b(f"{seed}/{u}".encode(), digest_size=8).digest(), "little") for u in uniques],
-        dtype=np.float64,
-    ) / 2.0**64
-    side = np.where(draws < test_fraction, "test", np.where(draws < test_fraction + valid_fraction, "valid", "train"))
-    return side[codes]
 
 
 def _split_of(rows: pd.DataFrame, folder: Path, p: Mapping[str, Any]) -> np.ndarray:
@@ -257,18 +238,12 @@ def _locate(root: Path | None, csv_name: str) -> tuple[Path, Path]:
     if root is None:
         raise ConfigError(f"dataset 'nih' reads files: set data.root to the folder holding {names[0]}")
     root = Path(root).expanduser()
-    first_error: DataError | None = None
-    for name in names:
-        try:
-            folder = dataset_folder(root, name)
-        except DataError as error:
-            first_error = first_error or error
-            continue
-        return folder / name, folder
-    if csv_name == "auto":
-        raise DataError(f"no {' or '.join(names)} in {root} or its subfolders; set data.root to the folder holding it")
-    assert first_error is not None
-    raise first_error
+    try:
+        return dataset_file(root, names)
+    except DataError:
+        if csv_name != "auto":
+            raise
+    raise DataError(f"no {' or '.join(names)} in {root} or its subfolders; set data.root to the folder holding it")
 
 
 def _say(text: str) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import os
 import re
 import sys
@@ -29,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from hmlc.data import FileImageSource, LabelTable
-from hmlc.data.datasets import DatasetReader, DatasetSplit, dataset_folder
+from hmlc.data.datasets import (
+    DatasetReader,
+    DatasetSplit,
+    check_split_fractions,
+    dataset_file,
+    patient_partition,
+)
 from hmlc.errors import ConfigError, DataError
 from hmlc.hierarchy import LabelGraph, load_hierarchy
 from hmlc_padchest import FULL_HIERARCHY_FILE
@@ -94,14 +99,7 @@ class PadChestDataset(DatasetReader):
         p = super().resolve_params(params)
         if p["method"] not in METHODS:
             raise ConfigError(f"data.params.method must be one of {', '.join(METHODS)}, got {p['method']!r}")
-        for key in ("valid_fraction", "test_fraction"):
-            if not 0.0 <= p[key] < 1.0:
-                raise ConfigError(f"data.params.{key} must be in [0, 1), got {p[key]}")
-        if p["valid_fraction"] + p["test_fraction"] >= 1.0:
-            raise ConfigError(
-                "data.params.valid_fraction + test_fraction must be below 1 (train keeps the rest), "
-                f"got {p['valid_fraction']} + {p['test_fraction']}"
-            )
+        check_split_fractions(p)
         aliases = p["aliases"]
         if not isinstance(aliases, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
@@ -181,24 +179,6 @@ class PadChestDataset(DatasetReader):
         )
         table = LabelTable(pd.concat([meta, label_frame], axis=1), labels)
         return DatasetSplit(table, FileImageSource(table.frame["path"].tolist(), image_size))
-
-
-def patient_partition(
-    patients: Sequence[str], valid_fraction: float, test_fraction: float, seed: int
-) -> np.ndarray:
-    """Per row, "train", "valid" or "test": a keyed hash of the row's patient and ``seed``.
-
-    About ``test_fraction`` of the patients go to test and ``valid_fraction``
-    to valid; every image of a patient lands on the same side, and a
-    patient's side does not depend on the other rows.
-    """
-    codes, uniques = pd.factorize(pd.Series(patients, dtype=object))
-    draws = np.array(
-        [int.from_bytes(hashlib.blake2b(f"{seed}/{u}".encode(), digest_size=8).digest(), "little") for u in uniques],
-        dtype=np.float64,
-    ) / 2.0**64
-    side = np.where(draws < test_fraction, "test", np.where(draws < test_fraction + valid_fraction, "valid", "train"))
-    return side[codes]
 
 
 class _Coded(NamedTuple):
@@ -398,16 +378,7 @@ def _locate(root: Path | None, csv_name: str) -> tuple[Path, Path]:
         raise ConfigError(f"dataset 'padchest' reads files: set data.root to the folder holding {csv_name}")
     root = Path(root).expanduser()
     names = [csv_name] if csv_name.endswith(".gz") else [csv_name, csv_name + ".gz"]
-    first_error: DataError | None = None
-    for name in names:
-        try:
-            folder = dataset_folder(root, name)
-        except DataError as error:
-            first_error = first_error or error
-            continue
-        return folder / name, folder
-    assert first_error is not None
-    raise first_error
+    return dataset_file(root, names)
 
 
 def _say(text: str) -> None:
