@@ -38,6 +38,7 @@ __all__ = [
     "register_builtin_datasets",
     "dataset_folder",
     "dataset_file",
+    "keep_present_images",
     "resolve_image_paths",
     "patients_and_studies",
     "patient_partition",
@@ -329,6 +330,30 @@ def dataset_file(root: Path, names: Sequence[str]) -> tuple[Path, Path]:
     if first_error is None:
         raise ConfigError("no label file name given")
     raise first_error
+
+
+def keep_present_images(
+    keep: np.ndarray, paths: Sequence[str | None], *, dataset: str, split: str, csv_path: Path, folder: Path, layout: str
+) -> np.ndarray:
+    """``keep`` narrowed to the rows whose image was found (``paths[i]`` not None): a downloaded subset works.
+
+    Says on stderr how many of the listed images are used; DataError when none is
+    (``layout`` tells where images are looked for, e.g. "images/ or the folder itself").
+    """
+    import sys
+
+    listed = int(keep.sum())
+    present = np.array([path is not None for path in paths], dtype=bool)
+    used = int((keep & present).sum())
+    if listed and not used:
+        raise DataError(
+            f"none of the {listed} images of split {split!r} listed in {csv_path} is in {folder} "
+            f"({layout}); check data.root, or set data.params.labels_only=true"
+        )
+    if used < listed:
+        print(f"{dataset}: using {used} of {listed} images listed (the others are not in {folder})",
+              file=sys.stderr, flush=True)
+    return keep & present
 
 
 def resolve_image_paths(values: Sequence[str], folder: Path) -> list[str]:

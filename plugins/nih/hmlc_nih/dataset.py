@@ -30,6 +30,7 @@ from hmlc.data.datasets import (
     DatasetSplit,
     check_split_fractions,
     dataset_file,
+    keep_present_images,
     patient_partition,
 )
 from hmlc.errors import ConfigError, DataError
@@ -117,20 +118,12 @@ class NihDataset(DatasetReader):
             keep &= (rows["View Position"].str.strip().str.upper() == p["views"]).to_numpy()
         if split != "all":
             keep &= _split_of(rows, folder, p) == split
-        listed = int(keep.sum())
         paths = _image_paths(rows["Image Index"].tolist(), folder)
         if not p["labels_only"]:
-            present = np.array([path is not None for path in paths], dtype=bool)
-            used = int((keep & present).sum())
-            if listed and not used:
-                raise DataError(
-                    f"none of the {listed} images of split {split!r} listed in {csv_path} is in {folder} "
-                    "(images/, images_*/images/ or the folder itself); check data.root, "
-                    "or set data.params.labels_only=true"
-                )
-            if used < listed:
-                _say(f"nih: using {used} of {listed} images listed (the others are not in {folder})")
-            keep &= present
+            keep = keep_present_images(
+                keep, paths, dataset="nih", split=split, csv_path=csv_path, folder=folder,
+                layout="images/, images_*/images/ or the folder itself",
+            )
         index = np.flatnonzero(keep)
         names = rows["Image Index"].to_numpy(dtype=object)[index]
         meta = pd.DataFrame(

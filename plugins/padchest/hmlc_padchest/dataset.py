@@ -33,6 +33,7 @@ from hmlc.data.datasets import (
     DatasetSplit,
     check_split_fractions,
     dataset_file,
+    keep_present_images,
     patient_partition,
 )
 from hmlc.errors import ConfigError, DataError
@@ -147,18 +148,11 @@ class PadChestDataset(DatasetReader):
                 rows["PatientID"].tolist(), p["valid_fraction"], p["test_fraction"], p["split_seed"]
             ) == split
         paths = _image_paths(rows, folder)
-        listed = int(keep.sum())
         if not p["labels_only"]:
-            present = np.array([path is not None for path in paths], dtype=bool)
-            used = int((keep & present).sum())
-            if listed and not used:
-                raise DataError(
-                    f"none of the {listed} images of split {split!r} listed in {csv_path} is in {folder} "
-                    "(as <ImageDir>/<ImageID> or <ImageID>); check data.root, or set data.params.labels_only=true"
-                )
-            if used < listed:
-                _say(f"padchest: using {used} of {listed} images listed (the others are not in {folder})")
-            keep &= present
+            keep = keep_present_images(
+                keep, paths, dataset="padchest", split=split, csv_path=csv_path, folder=folder,
+                layout="as <ImageDir>/<ImageID> or <ImageID>",
+            )
         index = np.flatnonzero(keep)
         image_ids = rows["ImageID"].to_numpy(dtype=object)[index]
         kept_paths = [
