@@ -436,7 +436,8 @@ class Trainer:
                 sampler=sampler, num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
                 persistent_workers=False, drop_last=False,
             )
-            iterator = self._readable(loader)
+            # Only data.on_bad_image=skip marks images to drop from a batch.
+            iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
         t0 = time.perf_counter()
         for x, idx in iterator:
             idx_dev = idx.to(self.rt.device, non_blocking=True)
