@@ -168,7 +168,9 @@ def _raise_first_bad_value(path: Path, labels: list[str]) -> None:
     """Find the first label value that is not a number and raise a DataError naming it."""
     try:
         text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False)
-    except ValueError:  # not even text columns: the caller reports the parse error
+    except UnicodeDecodeError:
+        raise  # the CLI names the file as not valid UTF-8
+    except ValueError:  # not even text columns (an unclosed quote): the caller reports the parse error
         return
     for column in labels:
         numeric = pd.to_numeric(text[column].replace("", np.nan), errors="coerce")
