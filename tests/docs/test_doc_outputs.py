@@ -24,15 +24,19 @@ earlier one wrote. Options in the comment:
   under plugins/ (what the README installs), and on plugins.md the example plugin.
 * ``normalise=...``: what may differ from run to run, replaced on both sides
   before comparing: ``times`` (durations, images per second, the timestamp in a
-  run directory's name), ``hashes`` (a cache entry's key, which hashes the
+  run directory's name; in a table, the ``seconds`` and ``img/s`` columns), ``hashes`` (a cache entry's key, which hashes the
   dataset's absolute path), ``columns`` (runs of spaces and dashes: a table's
   widths follow the length of the temporary paths in it), ``floats`` (decimals
   within 0.02: a loss or an AUC after training rounds differently on another
   CPU, whose thread count and vector instructions change the order of float sums).
 
+A block under ``<!-- file: NAME -->`` is written to the file NAME of the page's
+working directory before its commands run (the inputs the commands read).
+
 Paths: ``/tmp/`` in a command is a private temporary folder, written back as
-``/tmp/`` in the output. A line ``...`` alone stands for any number of lines
-(for long outputs cut in the docs). Nothing else is normalised.
+``/tmp/`` in the output; the home folder is written ``~``. A line ``...`` alone
+stands for any number of lines, and ``...`` within a line for any text (for long
+outputs cut in the docs). Nothing else is normalised.
 
 plugins.md runs as its reader does: a copy of docs/examples/hmlc-example-plugin
 is installed for real (``pip install --no-deps --no-build-isolation --no-index
@@ -65,10 +69,14 @@ PAGES = ("plugins.md", "hooks.md", "cli.md")
 UPDATE = os.environ.get("HMLC_UPDATE_DOC_OUTPUTS") == "1"
 
 _MARKED = re.compile(
-    r"^<!-- output(?P<opts>[^>]*?)-->\n(?P<open>(?P<fence>`{3,}|~{3,})[^\n]*\n)(?P<body>.*?)^(?P=fence)[ \t]*$",
+    r"^(?P<indent>[ \t]*)<!-- output(?P<opts>[^>]*?)-->\n(?P=indent)(?P<fence>`{3,}|~{3,})[^\n]*\n"
+    r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
     re.S | re.M,
 )
-_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.S | re.M)
+_FILE = re.compile(r"^<!-- file: (?P<name>\S+) -->\n(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.S | re.M)
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.S | re.M
+)
 
 #: Plugins installed only for the blocks that name them: name -> (distribution, version, module source).
 FIXTURE_PLUGINS: dict[str, tuple[str, str, str]] = {
@@ -121,6 +129,7 @@ class Block:
     commands: list[Command]
     start: int  # offset of the body in the page
     end: int
+    indent: str  # of the fence (a block inside a list item)
 
     @property
     def where(self) -> str:
@@ -134,7 +143,9 @@ def parse_blocks(page: str, text: str) -> list[Block]:
         options = dict(opt.split("=", 1) for opt in m.group("opts").split())
         commands: list[Command] = []
         continued = False
+        indent = m.group("indent")
         for line in m.group("body").splitlines():
+            line = line[len(indent) :] if line.startswith(indent) else line.lstrip(" ")
             if continued:
                 commands[-1].line += "\n" + line
             elif line.startswith("$ "):
@@ -144,7 +155,7 @@ def parse_blocks(page: str, text: str) -> list[Block]:
             else:
                 raise AssertionError(f"docs/{page}: an output block starts with {line!r}, not with `$ COMMAND`")
             continued = bool(commands) and commands[-1].line.endswith("\\") and (continued or line.startswith("$ "))
-        blocks.append(Block(page, options, commands, m.start("body"), m.end("body")))
+        blocks.append(Block(page, options, commands, m.start("body"), m.end("body"), indent))
     return blocks
 
 
@@ -179,14 +190,35 @@ def normalise(lines: list[str], kinds: set[str]) -> list[str]:
         if "columns" in kinds:
             line = re.sub(r" {2,}", "  ", re.sub(r"-{2,}", "--", line))
         out.append(line)
+    if "times" in kinds:
+        out = _table_times(out)
     while out and not out[-1]:
         out.pop()
+    return out
+
+
+def _table_times(lines: list[str]) -> list[str]:
+    """The ``seconds`` and ``img/s`` columns of a table replaced (its rows re-joined by two spaces)."""
+    out, columns, width = [], [], 0
+    for line in lines:
+        fields = line.split()
+        if "seconds" in fields and "img/s" in fields:
+            columns, width = [fields.index("seconds"), fields.index("img/s")], len(fields)
+        elif columns and len(fields) == width and not set(line) <= {"-", " "}:
+            for i in columns:
+                fields[i] = "<time>"
+        elif columns and not set(line) <= {"-", " "}:
+            columns = []
+        out.append("  ".join(fields) if columns else line)
     return out
 
 
 def _same_line(expected: str, actual: str, floats: bool) -> bool:
     if expected == actual:
         return True
+    if "..." in expected:
+        pattern = ".*".join(re.escape(part) for part in expected.split("..."))
+        return re.fullmatch(pattern, actual) is not None
     if not floats or _FLOAT.split(expected) != _FLOAT.split(actual):
         return False
     pairs = zip(_FLOAT.findall(expected), _FLOAT.findall(actual), strict=True)
@@ -197,13 +229,14 @@ def lines_match(expected: list[str], actual: list[str], floats: bool = False) ->
     """Whether ``actual`` is ``expected``, a line ``...`` standing for any number of lines."""
     if not expected:
         return not actual
-    if expected[0] == "...":
+    if expected[0].strip() == "...":
         return any(lines_match(expected[1:], actual[i:], floats) for i in range(len(actual) + 1))
     return bool(actual) and _same_line(expected[0], actual[0], floats) and lines_match(expected[1:], actual[1:], floats)
 
 
 def test_the_comparison_can_fail() -> None:
     assert lines_match(["a", "...", "d"], ["a", "b", "c", "d"])
+    assert lines_match(["[", "  ...", "]"], ["[", "  {", "  }", "]"])
     assert not lines_match(["a", "...", "d"], ["a", "b", "c"])
     assert not lines_match(["loss 0.50"], ["loss 0.60"], floats=True)
     assert lines_match(["loss 0.50"], ["loss 0.51"], floats=True)
@@ -211,6 +244,10 @@ def test_the_comparison_can_fail() -> None:
     assert normalise(["[ct1] epoch 1/3  47 img/s  12.8s  ", ""], {"times"}) == ["[ct1] epoch 1/3  <speed> img/s  <seconds>"]
     assert normalise(["runs/x-ct-20261130-224136"], {"times"}) == ["runs/x-ct-<timestamp>"]
     assert normalise(["a     b", "---  -----"], {"columns"}) == ["a  b", "--  --"]
+    assert lines_match(["splits: {'images': 2, ...}"], ["splits: {'images': 2, 'patients': 1}"])
+    assert not lines_match(["splits: {'images': 2, ...}"], ["splits: {'images': 3, 'patients': 1}"])
+    table = ["split  seconds  img/s  status", "-----  -------  -----  ------", "train      0.2   1015  built"]
+    assert normalise(table, {"times"})[2] == "train  <time>  <time>  built"
 
 
 # ------------------------------------------------------------- running
@@ -245,11 +282,13 @@ def install_example(tmp: Path) -> tuple[Path, Path]:
     package = tmp / "hmlc-example-plugin"
     shutil.copytree(EXAMPLE, package, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__", ".*"))
     site = tmp.parent / (tmp.name + "-site")
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--target", str(site), str(package)],
-        check=True, capture_output=True, text=True, timeout=300,
+         "--disable-pip-version-check", "--no-cache-dir", "--target", str(site), str(package)],
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    # --no-build-isolation builds with this environment's setuptools (torch requires it), offline
+    assert done.returncode == 0, f"pip could not install the example package:\n{done.stdout}{done.stderr}"
     return package, site
 
 
@@ -287,7 +326,10 @@ def run_block(block: Block, page: Page) -> tuple[list[str], list[str]]:
             ["bash", "-c", command.line.replace("/tmp/", tmp + "/")],
             cwd=page.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
         )  # fmt: skip
-        actual = done.stdout.replace(tmp, "/tmp").splitlines()
+        actual = done.stdout.replace(tmp, "/tmp")
+        if len(str(Path.home())) > 1:
+            actual = actual.replace(str(Path.home()), "~")
+        actual = actual.splitlines()
         printed += ["$ " + command.line, *actual]
         errors = any(line.startswith("hmlc: error:") for line in actual)
         if done.returncode != (2 if errors else 0):
@@ -302,7 +344,8 @@ def run_block(block: Block, page: Page) -> tuple[list[str], list[str]]:
 def _update(path: Path, replacements: list[tuple[Block, list[str]]]) -> None:
     text = path.read_text(encoding="utf-8")
     for block, printed in sorted(replacements, key=lambda item: -item[0].start):
-        text = text[: block.start] + "\n".join(line.rstrip() for line in printed) + "\n" + text[block.end :]
+        body = "".join((block.indent + line).rstrip() + "\n" for line in printed)
+        text = text[: block.start] + body + text[block.end :]
     path.write_text(text, encoding="utf-8")
 
 
@@ -322,6 +365,8 @@ def test_every_output_shown_is_what_the_program_prints(page_name: str, tmp_path:
         pythonpath = [str(site), *pythonpath]
         defaults = [*defaults, "example"]
     page = Page(tmp, cwd, _bin(tmp_path / "bin"), pythonpath, defaults)
+    for m in _FILE.finditer(path.read_text(encoding="utf-8")):
+        (cwd / m.group("name")).write_text(m.group("body"), encoding="utf-8")
     problems, updates = [], []
     for block in blocks:
         found, printed = run_block(block, page)
@@ -338,9 +383,16 @@ def _looks_like_output(info: str, body: str) -> bool:
     """A block that shows what hmlc prints: a command followed by its output, or a message of hmlc."""
     if info.strip() not in ("", "text", "console"):
         return False
-    lines = body.splitlines()
+    lines = [line.strip() for line in body.splitlines()]
     printed = any(line.startswith(("hmlc: error:", "hmlc: warning:")) for line in lines)
-    after_command = any(a.startswith("$ ") and b and not b.startswith(("$ ", " ")) for a, b in zip(lines, lines[1:]))
+    after_command = continued = waiting = False  # waiting: the line before ended a command
+    for line in lines:
+        if continued or line.startswith("$ "):
+            continued = line.endswith("\\")
+            waiting = not continued
+            continue
+        after_command |= waiting and bool(line)
+        waiting = False
     return printed or after_command
 
 
