@@ -24,11 +24,12 @@ earlier one wrote. Options in the comment:
   under plugins/ (what the README installs), and on plugins.md the example plugin.
 * ``normalise=...``: what may differ from run to run, replaced on both sides
   before comparing: ``times`` (durations, images per second, the timestamp in a
-  run directory's name; in a table, the ``seconds`` and ``img/s`` columns), ``hashes`` (a cache entry's key, which hashes the
-  dataset's absolute path), ``columns`` (runs of spaces and dashes: a table's
-  widths follow the length of the temporary paths in it), ``floats`` (decimals
-  within 0.02: a loss or an AUC after training rounds differently on another
-  CPU, whose thread count and vector instructions change the order of float sums).
+  run directory's name; in a table, the ``seconds`` and ``img/s`` columns),
+  ``hashes`` (a cache entry's key, which hashes the dataset's absolute path),
+  ``columns`` (runs of spaces and dashes: a table's widths follow the length of
+  the temporary paths in it), ``floats`` (decimals within 0.02: a loss or an AUC
+  after training rounds differently on another CPU, whose thread count and
+  vector instructions change the order of float sums).
 
 A block under ``<!-- file: NAME -->`` is written to the file NAME of the page's
 working directory before its commands run (the inputs the commands read).
@@ -73,9 +74,12 @@ _MARKED = re.compile(
     r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
     re.S | re.M,
 )
-_FILE = re.compile(r"^<!-- file: (?P<name>\S+) -->\n(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.S | re.M)
+_FILE = re.compile(
+    r"^<!-- file: (?P<name>\S+) -->\n(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.S | re.M
+)
 _FENCE = re.compile(
-    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.S | re.M
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+    re.S | re.M,
 )
 
 #: Plugins installed only for the blocks that name them: name -> (distribution, version, module source).
@@ -241,7 +245,8 @@ def test_the_comparison_can_fail() -> None:
     assert not lines_match(["loss 0.50"], ["loss 0.60"], floats=True)
     assert lines_match(["loss 0.50"], ["loss 0.51"], floats=True)
     assert not lines_match(["loss 0.50"], ["loss 0.51"])
-    assert normalise(["[ct1] epoch 1/3  47 img/s  12.8s  ", ""], {"times"}) == ["[ct1] epoch 1/3  <speed> img/s  <seconds>"]
+    progress = normalise(["[ct1] epoch 1/3  47 img/s  12.8s  ", ""], {"times"})
+    assert progress == ["[ct1] epoch 1/3  <speed> img/s  <seconds>"]
     assert normalise(["runs/x-ct-20261130-224136"], {"times"}) == ["runs/x-ct-<timestamp>"]
     assert normalise(["a     b", "---  -----"], {"columns"}) == ["a  b", "--  --"]
     assert lines_match(["splits: {'images': 2, ...}"], ["splits: {'images': 2, 'patients': 1}"])
@@ -300,7 +305,8 @@ def install_fixture(name: str, folder: Path) -> Path:
     (folder / f"{module}.py").write_text(source, encoding="utf-8")
     info = folder / f"{distribution.replace('-', '_')}-{version}.dist-info"
     info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n", encoding="utf-8")
+    metadata = f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+    (info / "METADATA").write_text(metadata, encoding="utf-8")
     (info / "entry_points.txt").write_text(f"[hmlc]\n{name} = {module}\n", encoding="utf-8")
     return folder
 
