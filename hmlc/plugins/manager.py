@@ -96,7 +96,9 @@ def _load_entry_points(pm: pluggy.PluginManager, records: dict[str, PluginRecord
     only_c = {_canonical(n) for n in only} if only is not None else None
     disabled_c = {_canonical(n) for n in disabled}
     seen_dists: set[str] = set()
-    for dist in importlib.metadata.distributions():
+    # By name, so that every machine loads (and lists) plugins in one order; the sort is
+    # stable, so of one distribution visible twice the first on sys.path still wins.
+    for dist in sorted(importlib.metadata.distributions(), key=lambda d: _canonical(d.metadata["name"] or "?")):
         dist_name = dist.metadata["name"] or "?"
         if _canonical(dist_name) in seen_dists:
             continue  # the same distribution visible twice on sys.path
