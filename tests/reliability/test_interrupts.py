@@ -206,3 +206,57 @@ def test_an_interrupted_checkpoint_save_keeps_the_previous_one_in_place(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no staging folder, no backup
     assert _files(folder) == before
     assert load_checkpoint(folder).metadata == {"n": 1}
+
+
+@pytest.mark.slow
+def test_ablate_stops_on_ctrl_c_with_a_checkpoint_and_continues_when_run_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = [a for s in SETTINGS if not s.startswith("output.name") for a in ("--set", s)]
+    ablate = ["ablate", "--grid", "policy=u-ones", *settings, "--out", "abl"]
+    env = {**os.environ, FAULTS_ENV: "SIGINT@step:ct1:1:2", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "hmlc", *ablate], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("hmlc:") == 1, proc.stderr
+    run = Path("abl") / "runs" / "u-ones-seed0"
+    assert proc.stderr.splitlines()[-1] == (
+        f"hmlc: interrupted at stage ct1 epoch 1 step 2; checkpoint written to {run / 'checkpoints' / 'last'}; "
+        "continue with the same hmlc ablate command (--out abl)"
+    )
+    assert not (tmp_path / "abl" / "table.md").exists()  # no table of a run that did not finish
+    code, out, err = _in(tmp_path, ablate, capsys)
+    assert code == 0, err
+    assert "continuing" in out and (tmp_path / "abl" / "table.md").is_file()
+    assert json.loads((tmp_path / run / "results.json").read_text())["completed"]
+
+
+#: `hmlc predict` whose third image read sends the signal given as the first argument.
+_PREDICT_WITH_SIGNAL = """
+import os, signal, sys
+import hmlc.engine.predictor as predictor
+read, reads = predictor.read_image_file, []
+def read_then_signal(path):
+    reads.append(path)
+    if len(reads) == 3:
+        os.kill(os.getpid(), signal.Signals[sys.argv[1]])
+    return read(path)
+predictor.read_image_file = read_then_signal
+from hmlc.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_predict_stops_on_a_signal_with_one_line_and_writes_nothing(
+    tiny_run: Path, synth_folder: Path, tmp_path: Path, name: str, code: int
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["predict", "--checkpoint", str(tiny_run), str(synth_folder / "valid"), "--out", str(out / "p.csv"),
+            "--batch-size", "2"]
+    proc = subprocess.run([sys.executable, "-c", _PREDICT_WITH_SIGNAL, name, *argv], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stderr == "hmlc: interrupted\n"
+    assert list(out.iterdir()) == []
