@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -436,7 +436,7 @@ class Trainer:
     def _resume_hint(self) -> str:
         return f"resume with: hmlc train --resume {self.run.path}"
 
-    def _interrupt(self, si: int, stage: StageConfig, epoch: int, position: EpochPosition) -> None:
+    def _interrupt(self, si: int, stage: StageConfig, epoch: int, position: EpochPosition) -> NoReturn:
         """Write checkpoints/last where training stands (rank 0) and raise :class:`Interrupted`."""
         assert self._stop is not None and self._stop.signum is not None
         self.progress = {"stage": si, "epoch": epoch}
