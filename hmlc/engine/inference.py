@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hmlc.data.features import FeatureSource
 from hmlc.data.images import ImageIndexDataset
+from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.hierarchy import LabelGraph
 
 __all__ = ["binary_logits", "outputs_to_probabilities", "forward_images"]
@@ -70,7 +71,7 @@ def forward_images(
     # Its own generator: an inference pass leaves the global random state (dropout's) untouched.
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
-        generator=torch.Generator(),
+        generator=torch.Generator(), worker_init_fn=ignore_stop_signals,
     )
 
     def batches() -> Any:

@@ -7,7 +7,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["Interrupted", "StopRequest", "raise_on_sigterm"]
+__all__ = ["Interrupted", "StopRequest", "raise_on_sigterm", "ignore_stop_signals"]
 
 #: The signals that ask hmlc to stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -44,15 +44,27 @@ def raise_on_sigterm() -> Any:
     """Make SIGTERM raise :class:`Interrupted` (like Ctrl-C's KeyboardInterrupt); returns the old handler.
 
     Without it SIGTERM ends the process at once, with no line and no cleanup.
-    Outside the main thread nothing changes (returns None).
+    Outside the main thread, or where SIGTERM is ignored, nothing changes (returns None).
     """
-    if not _in_main_thread():
+    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         return None
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
     return signal.signal(signal.SIGTERM, handler)
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """``worker_init_fn`` of hmlc's DataLoaders: workers ignore SIGINT and SIGTERM.
+
+    Ctrl-C in a terminal, and SIGTERM from a scheduler or ``docker stop``,
+    reach every process of the group. The main process decides what happens
+    (training finishes its step first, which needs its batch) and shuts the
+    workers down; a worker ends by itself when the main process is gone.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class StopRequest:
@@ -62,7 +74,8 @@ class StopRequest:
     DDP every rank must ask at the same points: the ranks agree (any rank's
     signal stops all of them), so that they stop after the same step. The
     previous handlers come back on exit. Outside the main thread (where Python
-    cannot install handlers) signals keep their usual effect.
+    cannot install handlers) signals keep their usual effect, and an ignored
+    signal stays ignored.
     """
 
     def __init__(self, distributed: bool = False) -> None:
@@ -81,7 +94,8 @@ class StopRequest:
             self._group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
         if _in_main_thread():
             for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. SIGINT of a background job: still ignored
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(

@@ -30,6 +30,7 @@ from hmlc.data.dicom import DICOM_SUFFIXES
 from hmlc.data.features import ArrayFeatureSource, FeatureSource, FeatureTransform
 from hmlc.data.images import decode_image
 from hmlc.data.preprocess import Preprocessor, preprocess_image
+from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.engine.tta import TestTimeAugmentation
 from hmlc.errors import CheckpointError, ConfigError, DataError, HmlcError
 from hmlc.hierarchy import LabelGraph
@@ -723,7 +724,10 @@ class Predictor:
 
         self.skipped = []
         dataset = _ViewDataset(inputs, [p for p, _ in self._groups], self.tta)
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        loader = DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+            worker_init_fn=ignore_stop_signals,  # Ctrl-C and SIGTERM are the main process's to handle
+        )
         total = np.zeros((len(inputs), len(self.labels)), dtype=np.float64)
         bar = tqdm(
             total=len(inputs), desc="predict", unit="img", leave=False, disable=not self.progress, dynamic_ncols=True

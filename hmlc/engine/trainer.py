@@ -18,7 +18,7 @@ from hmlc import __version__
 from hmlc.config import ExperimentConfig, StageConfig, config_to_dict, config_to_yaml, load_config
 from hmlc.engine.experiment import ExperimentData, prepare_experiment
 from hmlc.engine.inference import binary_logits, forward_images, outputs_to_probabilities
-from hmlc.engine.interrupt import Interrupted, StopRequest
+from hmlc.engine.interrupt import Interrupted, StopRequest, ignore_stop_signals
 from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
 from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from hmlc.errors import CheckpointError, ConfigError, DataError
@@ -536,6 +536,7 @@ class Trainer:
                 ImageIndexDataset(self.data.train.images, cfg.data.on_bad_image), batch_size=cfg.train.batch_size,
                 sampler=sampler, num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
                 persistent_workers=False, drop_last=False, generator=torch.Generator(),  # global RNG untouched
+                worker_init_fn=ignore_stop_signals,
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader

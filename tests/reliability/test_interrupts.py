@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -260,3 +261,33 @@ def test_predict_stops_on_a_signal_with_one_line_and_writes_nothing(
     assert proc.returncode == code, proc.stderr[-2000:]
     assert proc.stderr == "hmlc: interrupted\n"
     assert list(out.iterdir()) == []
+
+
+class _SignalOnRead:
+    """Eight-pixel images of value i; the process that reads image 3 gets ``signum`` (as a group's Ctrl-C would)."""
+
+    size = 8
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __len__(self) -> int:
+        return 12
+
+    def read(self, i: int) -> np.ndarray:
+        if i == 3:
+            os.kill(os.getpid(), self.signum)
+        return np.full((8, 8), i, np.uint8)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_dataloader_workers_leave_stop_signals_to_the_main_process(signum: int) -> None:
+    # A worker that died of the signal would make the main process fail with a worker error
+    # instead of finishing its step (training) or ending with one line (predict).
+    from hmlc.engine.inference import forward_images
+
+    out = forward_images(
+        lambda x: x.float().mean(dim=(1, 2, 3))[:, None], _SignalOnRead(signum), lambda x: x, torch.device("cpu"),
+        batch_size=2, num_workers=2,
+    )
+    assert out[:, 0].tolist() == list(range(12))
