@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("out of memory; use smaller images (data.max_image_pixels), a smaller batch size or fewer workers")
     except KeyboardInterrupt as exc:
         # Ctrl-C (130) or SIGTERM (143); training says where it stopped and how to resume.
-        print(f"hmlc: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun every rank stops; rank 0 says so
+            print(f"hmlc: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     finally:
         if previous_sigterm is not None:
