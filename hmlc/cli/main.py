@@ -60,12 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 2 user error, 130 Ctrl-C, 143 SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from hmlc.engine.interrupt import raise_on_sigterm
+
+    previous_sigterm = raise_on_sigterm()  # SIGTERM ends like Ctrl-C: one line, no half-written file
     try:
         return int(args.func(args) or 0)
     except HmlcError as exc:
@@ -89,9 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "rename the file or save the text as UTF-8")
     except MemoryError:
         return _fail("out of memory; use smaller images (data.max_image_pixels), a smaller batch size or fewer workers")
-    except KeyboardInterrupt:
-        print("hmlc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C (130) or SIGTERM (143); training says where it stopped and how to resume.
+        if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun every rank stops; rank 0 says so
+            print(f"hmlc: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+    finally:
+        if previous_sigterm is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _shown_path(name: object) -> str:

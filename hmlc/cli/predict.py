@@ -70,6 +70,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="images per batch (default 64)")
     p.add_argument("--num-workers", type=int, default=0, metavar="N", help="DataLoader worker processes (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--on-bad-image", choices=("error", "skip"), metavar="{error,skip}",
+        help="an image that cannot be read: error stops (the default; with --dataset, data.on_bad_image), "
+        "skip leaves it out of the CSV and lists it in OUT.skipped.txt",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -99,7 +104,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError("--split, --config, --preset and --set apply to --dataset NAME; add it or drop them")
     if args.dataset and args.relative_to:
         raise ConfigError("--relative-to applies to image paths; a dataset's ids come from its label file")
-    refuse_overwriting_inputs({"--out": args.out}, [*args.paths, *checkpoint_inputs(args.checkpoint)])
+    skipped_list = args.out.with_suffix(".skipped.txt")
+    outputs = {"--out": args.out, "the list of skipped images": skipped_list}
+    refuse_overwriting_inputs(outputs, [*args.paths, *checkpoint_inputs(args.checkpoint)])
     label_map = None
     if args.label_map:
         from hmlc.labelmaps import resolve_label_map
@@ -109,7 +116,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     tta = TestTimeAugmentation(n=args.tta, seed=args.seed, kinds=kinds) if args.tta is not None else None
     device = resolve_device(args.device)
     members = [load_member(path, args.runtime, device) for path in args.checkpoint]
-    predictor = Predictor(members, tta=tta, batch_size=args.batch_size, num_workers=args.num_workers)
+    predictor = Predictor(
+        members, tta=tta, batch_size=args.batch_size, num_workers=args.num_workers,
+        on_bad_image=args.on_bad_image or "error",
+    )
     labels = predictor.labels
     if label_map is not None:
         from hmlc.labelmaps import unmapped_lines
@@ -128,7 +138,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             base, source = dataset_defaults(members, args.dataset)
         config = load_config(args.config, args.preset, args.overrides, base=base)
         config = config.model_copy(update={"data": config.data.model_copy(update={"dataset": args.dataset})})
-        refuse_overwriting_inputs({"--out": args.out}, experiment_inputs(config, args.config))
+        refuse_overwriting_inputs(outputs, experiment_inputs(config, args.config))
+        predictor.on_bad_image = args.on_bad_image or config.data.on_bad_image
         inputs = inputs_from_dataset(
             args.dataset,
             args.split,
@@ -149,6 +160,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         inputs = inputs_from_paths(args.paths, args.relative_to)
     probabilities = predictor.predict(inputs)
+    skipped = ""
+    if predictor.skipped:
+        import numpy as np
+
+        from hmlc.engine.rundir import atomic_write_text
+        from hmlc.errors import DataError
+
+        atomic_write_text(skipped_list, "".join(f"{inputs.ids[i]}\n" for i in sorted(predictor.skipped)))
+        if len(predictor.skipped) == len(inputs):
+            raise DataError(f"no image could be read ({len(inputs)} skipped); list: {skipped_list}")
+        probabilities = np.delete(probabilities, predictor.skipped, axis=0)
+        inputs = inputs.without(predictor.skipped)
+        skipped = f"; skipped {len(predictor.skipped)} unreadable image(s) (--on-bad-image skip), list: {skipped_list}"
     if label_map is not None:
         probabilities, labels = label_map.map_probabilities(probabilities, labels), label_map.target_labels
     aggregate = args.aggregate.split(":", 1)[1] if args.aggregate else None
@@ -157,5 +181,5 @@ def cmd_predict(args: argparse.Namespace) -> int:
     views = f" x {tta.n} TTA views" if tta is not None else ""
     noun = "vectors" if predictor.input_kind == "features" else "images"
     rows = f"{len(frame)} studies from {len(inputs)} {noun}" if aggregate else f"{len(frame)} {noun}"
-    print(f"wrote predictions for {rows} ({len(members)} model(s){views}) to {args.out}")
+    print(f"wrote predictions for {rows} ({len(members)} model(s){views}) to {args.out}{skipped}")
     return 0

@@ -105,7 +105,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         left = sum(p.state != "done" for p in plan)
         print(f"{len(plan)} runs, {left} to train or continue; nothing was trained (--dry-run)")
         return 0
-    table = run_ablation(args.config, args.preset, args.overrides, grid, args.seeds, args.out)
+    from hmlc.engine.interrupt import Interrupted
+
+    try:
+        table = run_ablation(args.config, args.preset, args.overrides, grid, args.seeds, args.out)
+    except Interrupted as exc:
+        if not exc.hint:
+            raise
+        # The run continues from its checkpoint when the same ablation runs again.
+        raise Interrupted(exc.signum, exc.what, f"continue with the same hmlc ablate command (--out {args.out})") from None
     print()
     print(table.markdown())
     print(f"tables written to {args.out}/table.md, table.csv, table.json")

@@ -64,8 +64,8 @@ class DataConfig(_Section):
     augment: bool = Field(True, description="Random horizontal flips during training.")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: load in the main process).")
     on_bad_image: Literal["error", "skip"] = Field(
-        "error", description="A training image that cannot be read: 'error' stops the run (naming the file), "
-        "'skip' leaves it out and lists it in the run folder's skipped.txt.",
+        "error", description="An image that cannot be read (training, validation, `hmlc predict --dataset`): "
+        "'error' stops (naming the file), 'skip' leaves it out and lists it (the run folder's skipped.txt).",
     )
     max_image_pixels: int | None = Field(
         None, ge=1, description="Refuse images whose header claims more pixels (height x width) than this, "

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hmlc.data.features import FeatureSource
 from hmlc.data.images import ImageIndexDataset
+from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.hierarchy import LabelGraph
 
 __all__ = ["binary_logits", "outputs_to_probabilities", "forward_images"]
@@ -50,21 +51,38 @@ def forward_images(
     num_workers: int = 0,
     autocast: Callable[[], Any] | None = None,
     indices: np.ndarray | None = None,
+    skipped: list[int] | None = None,
 ) -> torch.Tensor:
-    """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``."""
+    """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``.
+
+    With a ``skipped`` list (data.on_bad_image=skip), an image that cannot be
+    read does not stop the pass: its row of the outputs is that of a black
+    image, and its position (among ``indices`` when given) is appended to ``skipped``.
+    """
     if isinstance(images, FeatureSource):
         values = torch.from_numpy(np.ascontiguousarray(images.array()))
         if indices is not None:
             values = values[torch.as_tensor(indices, dtype=torch.long)]
         batches = (values[i : i + batch_size] for i in range(0, len(values), batch_size))
         return _forward_batches(fn, batches, prepare, device, autocast)
-    dataset: Dataset = ImageIndexDataset(images)
+    dataset: Dataset = ImageIndexDataset(images, "error" if skipped is None else "skip")
     if indices is not None:
         dataset = torch.utils.data.Subset(dataset, indices.tolist())
+    # Its own generator: an inference pass leaves the global random state (dropout's) untouched.
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda",
+        generator=torch.Generator(), worker_init_fn=ignore_stop_signals,
     )
-    return _forward_batches(fn, (x for x, _ in loader), prepare, device, autocast)
+
+    def batches() -> Any:
+        done = 0
+        for x, idx in loader:
+            if skipped is not None:
+                skipped.extend((done + np.flatnonzero(idx.numpy() < 0)).tolist())
+            done += len(idx)
+            yield x
+
+    return _forward_batches(fn, batches(), prepare, device, autocast)
 
 
 def _forward_batches(

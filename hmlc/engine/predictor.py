@@ -30,6 +30,7 @@ from hmlc.data.dicom import DICOM_SUFFIXES
 from hmlc.data.features import ArrayFeatureSource, FeatureSource, FeatureTransform
 from hmlc.data.images import decode_image
 from hmlc.data.preprocess import Preprocessor, preprocess_image
+from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.engine.tta import TestTimeAugmentation
 from hmlc.errors import CheckpointError, ConfigError, DataError, HmlcError
 from hmlc.hierarchy import LabelGraph
@@ -524,6 +525,15 @@ class PredictionInputs:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def without(self, rows: Sequence[int]) -> PredictionInputs:
+        """These inputs less ``rows`` (images that could not be read)."""
+        from hmlc.data.images import SubsetImageSource
+
+        keep = np.setdiff1d(np.arange(len(self)), np.asarray(rows, dtype=np.int64))
+        return PredictionInputs(
+            [self.ids[i] for i in keep], [self.studies[i] for i in keep], SubsetImageSource(self.images, keep)
+        )
+
 
 def inputs_from_paths(
     paths: Sequence[str | os.PathLike[str]], relative_to: str | os.PathLike[str] | None = None
@@ -659,6 +669,7 @@ class Predictor:
         batch_size: int = 64,
         num_workers: int = 0,
         progress: bool | None = None,
+        on_bad_image: str = "error",
     ) -> None:
         check_ensemble(members)
         if batch_size < 1:
@@ -670,6 +681,9 @@ class Predictor:
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.progress = sys.stderr.isatty() if progress is None else progress
+        #: "skip": an image that cannot be read gets no prediction (a NaN row) and its row goes to ``skipped``.
+        self.on_bad_image = on_bad_image
+        self.skipped: list[int] = []
         groups: dict[str, list[EnsembleMember]] = {}
         for member in self.members:
             groups.setdefault(member.pipeline.key, []).append(member)
@@ -708,17 +722,22 @@ class Predictor:
         if given == "features":
             return self._predict_vectors(inputs)
 
+        self.skipped = []
         dataset = _ViewDataset(inputs, [p for p, _ in self._groups], self.tta)
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        loader = DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+            worker_init_fn=ignore_stop_signals,  # Ctrl-C and SIGTERM are the main process's to handle
+        )
         total = np.zeros((len(inputs), len(self.labels)), dtype=np.float64)
         bar = tqdm(
             total=len(inputs), desc="predict", unit="img", leave=False, disable=not self.progress, dynamic_ncols=True
         )
         try:
             for stacks, index, errors in loader:
-                failed = next((e for e in errors if e), None)
-                if failed:
-                    raise DataError(failed)
+                failed = [i for i, e in enumerate(errors) if e]
+                if failed and self.on_bad_image != "skip":
+                    raise DataError(errors[failed[0]])
+                self.skipped.extend(index[failed].tolist())
                 rows = index.numpy()
                 for stack, (_, members) in zip(stacks, self._groups, strict=True):
                     batch, views = stack.shape[:2]
@@ -729,6 +748,7 @@ class Predictor:
                 bar.update(len(rows))
         finally:
             bar.close()
+        total[self.skipped] = np.nan
         return total / len(self.members)
 
 

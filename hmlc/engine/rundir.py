@@ -119,6 +119,27 @@ class RunDirectory:
         """Whether checkpoints/last (or the copy an interrupted save keeps) is there to resume from."""
         return (self.checkpoints / "last").exists() or (self.checkpoints / ".last.previous" / "meta.json").is_file()
 
+    def remove_unfinished_writes(self) -> list[Path]:
+        """Remove what writes cut short by ``kill -9`` left (temporary files and checkpoint folders); what it removed.
+
+        Only for the process holding the folder: no other process writes there.
+        """
+        import shutil
+
+        removed = []
+        for folder in (self.path, self.checkpoints):
+            if not folder.is_dir():
+                continue
+            for item in folder.iterdir():
+                # atomic_write_bytes' ".NAME.XXXX.tmp" files, save_checkpoint's ".NAME.tmp-XXXX" folders
+                if item.name.startswith(".") and (item.name.endswith(".tmp") or ".tmp-" in item.name):
+                    if item.is_dir() and not item.is_symlink():
+                        shutil.rmtree(item)
+                    else:
+                        item.unlink()
+                    removed.append(item)
+        return removed
+
     def clear(self) -> None:
         """Remove everything in the folder (kept: the folder itself and the lock on it)."""
         import shutil

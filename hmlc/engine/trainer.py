@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -18,12 +18,17 @@ from hmlc import __version__
 from hmlc.config import ExperimentConfig, StageConfig, config_to_dict, config_to_yaml, load_config
 from hmlc.engine.experiment import ExperimentData, prepare_experiment
 from hmlc.engine.inference import binary_logits, forward_images, outputs_to_probabilities
+from hmlc.engine.interrupt import Interrupted, StopRequest, ignore_stop_signals
 from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
 from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from hmlc.errors import CheckpointError, ConfigError, DataError
 from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
+from hmlc.faults import fault_point
 
-__all__ = ["Trainer", "TrainResult", "train", "output_kind", "check_stages", "random_hflip", "replicas_identical"]
+__all__ = [
+    "Trainer", "TrainResult", "EpochPosition", "train", "output_kind", "check_stages", "random_hflip",
+    "replicas_identical",
+]
 
 
 def output_kind(stage: StageConfig) -> str:
@@ -54,6 +59,23 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: The labels the means are taken over (evaluation.labels); None: every label with both classes.
     mean_labels: tuple[str, ...] | None = None
+
+
+@dataclass
+class EpochPosition:
+    """How far training got inside an epoch: what a checkpoint needs to continue it exactly."""
+
+    #: Batches drawn from the sampler (one whose images were all unreadable counts, with no step).
+    batches: int = 0
+    #: Optimizer steps, images trained on and the sum of their losses (float64).
+    steps: int = 0
+    n_images: int = 0
+    loss_sum: float = 0.0
+    seconds: float = 0.0
+    #: State of the generator of the epoch's flips.
+    generator_state: torch.Tensor | None = None
+    #: Whether the epoch stopped early (a stop was requested).
+    stopped: bool = False
 
 
 class Trainer:
@@ -113,6 +135,11 @@ class Trainer:
             runtime.device.type, enabled=runtime.amp_dtype == torch.float16 and runtime.device.type == "cuda"
         )
         self._resume_optimizer: dict[str, Any] | None = None
+        #: Where an interrupted epoch stopped (from the checkpoint resumed), and the stop request of fit().
+        self._resume_position: EpochPosition | None = None
+        self._stop: StopRequest | None = None
+        #: Indices of validation images skipped as unreadable (data.on_bad_image=skip).
+        self.valid_skipped: set[int] = set()
         self._wrapped: tuple[tuple[int, bool], nn.Module] | None = None
 
     # ------------------------------------------------------------- helpers
@@ -216,18 +243,28 @@ class Trainer:
         if valid is None or len(valid) == 0:
             return None
         self.model.eval()
+        skipped: list[int] | None = [] if self.config.data.on_bad_image == "skip" else None
         outs = forward_images(
             self.model, valid.images, self._prepare, self.rt.device,
             batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
-            autocast=self.rt.autocast,
+            autocast=self.rt.autocast, skipped=skipped,
         )
         probs = outputs_to_probabilities(
             outs, self.graph, output_kind(stage), self.config.train.combine, self.data.multiclass
-        )
-        return per_label_auc(valid.codes, probs.cpu().numpy(), self.graph.labels)
+        ).cpu().numpy()
+        codes = valid.codes
+        if skipped:  # scored without the images that could not be read
+            self.valid_skipped.update(skipped)
+            probs, codes = np.delete(probs, skipped, axis=0), np.delete(codes, skipped, axis=0)
+        return per_label_auc(codes, probs, self.graph.labels)
 
     # ---------------------------------------------------------- checkpoints
-    def _save(self, name: str, stage: StageConfig, val: list[LabelAUC] | None, with_state: bool) -> Path | None:
+    def _save(
+        self, name: str, stage: StageConfig, val: list[LabelAUC] | None, with_state: bool,
+        position: EpochPosition | None = None,
+    ) -> Path | None:
+        """Write checkpoint ``name`` (rank 0); ``with_state``: all that resuming needs, inside an
+        epoch at ``position`` when given (else at the end of the epoch in ``progress``)."""
         if not self.rt.is_main:
             return None
         from hmlc.models.checkpoint import flatten_state, save_checkpoint
@@ -246,10 +283,22 @@ class Trainer:
             meta["best_mean_auc"] = None if self.best_mean == -math.inf else self.best_mean
             meta["history"] = self.history
             extra["torch_rng_state"] = torch.get_rng_state()
+            if self.rt.device.type == "cuda":  # dropout on the GPU draws from the device's generator
+                extra["cuda_rng_state"] = torch.cuda.get_rng_state(self.rt.device)
+            if self._scaler.is_enabled():
+                meta["grad_scaler"] = self._scaler.state_dict()
             if self._optimizer is not None:
                 tensors, opt_meta = flatten_state(self._optimizer.state_dict())
                 extra.update({f"optimizer/{k}": v for k, v in tensors.items()})
                 meta["optimizer"] = opt_meta
+            if position is not None:
+                meta["epoch_position"] = {
+                    "batches": position.batches, "steps": position.steps,
+                    "images": position.n_images, "seconds": position.seconds,
+                }
+                extra["epoch/loss_sum"] = torch.tensor(position.loss_sum, dtype=torch.float64)
+                if position.generator_state is not None:
+                    extra["epoch/flip_generator"] = position.generator_state
         return save_checkpoint(self.run.checkpoints / name, self.model, meta, extra_state=extra or None)
 
     def load_state(self, checkpoint_dir: Path) -> None:
@@ -269,12 +318,22 @@ class Trainer:
         extra = ckpt.extra_state or {}
         if "torch_rng_state" in extra:
             torch.set_rng_state(extra["torch_rng_state"].to(torch.uint8).cpu())
+        if "cuda_rng_state" in extra and self.rt.device.type == "cuda":
+            torch.cuda.set_rng_state(extra["cuda_rng_state"].to(torch.uint8).cpu(), self.rt.device)
+        if "grad_scaler" in meta and self._scaler.is_enabled():
+            self._scaler.load_state_dict(meta["grad_scaler"])
         if "optimizer" in meta:
             tensors = {k[len("optimizer/"):]: v for k, v in extra.items() if k.startswith("optimizer/")}
             self._resume_optimizer = unflatten_state(tensors, meta["optimizer"])
+        self._resume_position = _epoch_position(checkpoint_dir, meta, extra)
 
     # ------------------------------------------------------------- training
-    def fit(self, stop_after_epochs: int | None = None) -> TrainResult:
+    def fit(self, stop_after_epochs: int | None = None, stop: StopRequest | None = None) -> TrainResult:
+        """Train the stages left; with ``stop``, a requested stop ends the current step, writes
+        checkpoints/last at that exact position and raises :class:`Interrupted`."""
+        self._stop = stop
+        if stop is not None and self.run.has_last_checkpoint():
+            stop.hard_hint = self._resume_hint()
         epochs_run = 0
         completed = True
         last_val: list[LabelAUC] | None = None  # validation of the current weights, if any
@@ -298,7 +357,7 @@ class Trainer:
             self._optimizer = torch.optim.Adam(
                 params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay
             )
-            if self._resume_optimizer is not None and start_epoch > 0:
+            if self._resume_optimizer is not None and (start_epoch > 0 or self._resume_position is not None):
                 self._optimizer.load_state_dict(self._resume_optimizer)
             self._resume_optimizer = None
             features = None
@@ -311,12 +370,18 @@ class Trainer:
                 if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
                     completed = False
                     break
+                position, self._resume_position = self._resume_position or EpochPosition(), None
+                if stop is not None and stop.requested():  # asked during validation, a save or the feature pass
+                    self._interrupt(si, stage, epoch, position)
                 lr = stage.lr * self.config.train.lr_decay**epoch
                 for group in self._optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.perf_counter()
-                loss, n_images = self._train_epoch(si, stage, epoch, features)
-                elapsed = time.perf_counter() - t0
+                loss, n_images = self._train_epoch(si, stage, epoch, features, position)
+                position.seconds += time.perf_counter() - t0
+                if position.stopped:
+                    self._interrupt(si, stage, epoch, position)
+                elapsed = position.seconds
                 val = last_val = self.evaluate(stage)
                 val_mean = mean_auc(val, self.mean_labels) if val else math.nan
                 self.progress = {"stage": si, "epoch": epoch + 1}
@@ -339,6 +404,8 @@ class Trainer:
                     self.best_mean = val_mean
                     self._save("best", stage, val, with_state=False)
                 self._save("last", stage, val, with_state=True)
+                if stop is not None:
+                    stop.hard_hint = self._resume_hint()
                 epochs_run += 1
             if not completed:
                 break
@@ -366,6 +433,24 @@ class Trainer:
             mean_labels=self.mean_labels,
         )
 
+    def _resume_hint(self) -> str:
+        return f"resume with: hmlc train --resume {self.run.path}"
+
+    def _interrupt(self, si: int, stage: StageConfig, epoch: int, position: EpochPosition) -> NoReturn:
+        """Write checkpoints/last where training stands (rank 0) and raise :class:`Interrupted`."""
+        assert self._stop is not None and self._stop.signum is not None
+        self.progress = {"stage": si, "epoch": epoch}
+        self._save("last", stage, None, with_state=True, position=position)
+        self.rt.barrier()  # no rank leaves (and makes torchrun stop the others) before rank 0 has written
+        if self.log is not None:
+            self.log.close()
+        raise Interrupted(
+            self._stop.signum,
+            f"interrupted at stage {stage.name} epoch {epoch + 1} step {position.steps}; "
+            f"checkpoint written to {self.run.checkpoints / 'last'}",
+            self._resume_hint(),
+        )
+
     def _replicas_identical(self) -> bool | None:
         """Under DDP, whether every rank holds bitwise the same weights and buffers."""
         if not self.rt.distributed:
@@ -388,15 +473,24 @@ class Trainer:
     def _features(self) -> torch.Tensor:
         """Backbone features of every training image, computed once (frozen backbone)."""
         self.model.eval()
-        return forward_images(
+        skipped: list[int] | None = [] if self.config.data.on_bad_image == "skip" else None
+        features = forward_images(
             self.model.features, self.data.train.images, self._prepare, self.rt.device,
             batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
-            autocast=self.rt.autocast,
+            autocast=self.rt.autocast, skipped=skipped,
         )
+        self.skipped.update(skipped or ())  # their rows are never trained on (see _train_epoch)
+        return features
 
     def _train_epoch(
-        self, si: int, stage: StageConfig, epoch: int, features: torch.Tensor | None
+        self, si: int, stage: StageConfig, epoch: int, features: torch.Tensor | None,
+        position: EpochPosition | None = None,
     ) -> tuple[float, int]:
+        """Train one epoch (from ``position`` on, when resuming inside it); mean loss and images.
+
+        Stops after the step at which a stop is requested, with ``position``
+        saying where (``position.stopped``).
+        """
         from hmlc.conditional import contributing_samples
 
         cfg = self.config
@@ -407,13 +501,20 @@ class Trainer:
             if stage.subset == "conditional"
             else np.ones(len(targets), dtype=bool)
         )
+        if features is not None and self.skipped:  # images the feature pass could not read
+            contributes = contributes & ~np.isin(np.arange(len(contributes)), sorted(self.skipped))
         if not contributes.any():
             raise ConfigError(f"stage {stage.name}: no training sample contributes to any label")
+        position = position if position is not None else EpochPosition()
         sampler = self._sampler(si, contributes)
         sampler.set_epoch(epoch)
+        if position.batches:  # resuming inside this epoch: the batches done are not drawn again
+            sampler = _SkipFirst(sampler, position.batches * cfg.train.batch_size)
         t_all = torch.from_numpy(targets).to(self.rt.device)
         w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
         generator = self._generator(si, epoch)
+        if position.generator_state is not None:
+            generator.set_state(position.generator_state)
         model = self.model
         train_module = self._train_module(si, features is not None)
         model.train()
@@ -421,8 +522,8 @@ class Trainer:
             model.freeze_backbone()  # keeps frozen BatchNorm statistics fixed
         # The loss is summed on the device: reading it every step would make the
         # host wait for the GPU at each batch instead of queueing the next one.
-        total = torch.zeros((), dtype=torch.float64, device=self.rt.device)
-        n_images, steps = 0, 0
+        total = torch.full((), position.loss_sum, dtype=torch.float64, device=self.rt.device)
+        n_images, steps = position.n_images, position.steps
         bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
         if features is not None or self._train_vectors is not None:
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
@@ -434,12 +535,16 @@ class Trainer:
             loader = DataLoader(
                 ImageIndexDataset(self.data.train.images, cfg.data.on_bad_image), batch_size=cfg.train.batch_size,
                 sampler=sampler, num_workers=cfg.data.num_workers, pin_memory=self.rt.device.type == "cuda",
-                persistent_workers=False, drop_last=False,
+                persistent_workers=False, drop_last=False, generator=torch.Generator(),  # global RNG untouched
+                worker_init_fn=ignore_stop_signals,
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
         t0 = time.perf_counter()
         for x, idx in iterator:
+            position.batches += 1
+            if not len(idx):
+                continue  # every image of the batch was unreadable (data.on_bad_image=skip)
             idx_dev = idx.to(self.rt.device, non_blocking=True)
             with self.rt.autocast():
                 if features is not None:
@@ -467,7 +572,15 @@ class Trainer:
                     bar.set_postfix(
                         loss=f"{float(total) / n_images:.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}"
                     )
+            fault_point("step", stage.name, epoch + 1, steps)
+            if self._stop is not None and self._stop.requested():
+                position.stopped = True
+                break
         bar.close()
+        if position.stopped:
+            position.steps, position.n_images, position.loss_sum = steps, n_images, float(total)
+            position.generator_state = generator.get_state()
+            return float(total) / max(n_images, 1), n_images
         if self.rt.distributed:
             # DDP syncs buffers at the start of a forward; the last forward of the
             # epoch left each rank with its own BatchNorm statistics. Take rank 0's.
@@ -478,14 +591,16 @@ class Trainer:
         return float(total) / max(n_images, 1), n_images
 
     def _readable(self, loader: DataLoader) -> Any:
-        """The loader's batches without the images data.on_bad_image=skip left out (kept in ``skipped``)."""
+        """The loader's batches without the images data.on_bad_image=skip left out (kept in ``skipped``).
+
+        A batch of unreadable images only comes empty (it still counts as drawn).
+        """
         from hmlc.data.images import split_skipped
 
         for x, idx in loader:
             x, idx, skipped = split_skipped(x, idx)
             self.skipped.update(skipped)
-            if len(idx):
-                yield x, idx
+            yield x, idx
 
     def _train_module(self, stage_index: int, on_features: bool) -> nn.Module:
         """What a training step calls: the model (or its head on cached features), wrapped
@@ -502,6 +617,22 @@ class Trainer:
             module = torch.compile(module)  # type: ignore[assignment]
         self._wrapped = (key, module)
         return module
+
+
+def _epoch_position(checkpoint_dir: Path, meta: dict[str, Any], extra: dict[str, torch.Tensor]) -> EpochPosition | None:
+    """Where inside an epoch a checkpoint written on a stop request was (None: at an epoch's end)."""
+    recorded = meta.get("epoch_position")
+    if recorded is None:
+        return None
+    try:
+        generator = extra.get("epoch/flip_generator")
+        return EpochPosition(
+            batches=int(recorded["batches"]), steps=int(recorded["steps"]), n_images=int(recorded["images"]),
+            seconds=float(recorded["seconds"]), loss_sum=float(extra["epoch/loss_sum"].item()),
+            generator_state=None if generator is None else generator.to(torch.uint8).cpu(),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {checkpoint_dir}: its epoch_position is incomplete; cannot resume") from None
 
 
 def _mean_labels(
@@ -559,6 +690,45 @@ class _Classifier(nn.Module):
         return self.model.classify(features)
 
 
+class _SkipFirst(torch.utils.data.Sampler[int]):
+    """A sampler's indices after its first ``n`` (the part of an epoch a resumed run has done)."""
+
+    def __init__(self, sampler: Any, n: int) -> None:
+        self.sampler = sampler
+        self.n = n
+
+    def __iter__(self) -> Any:
+        import itertools
+
+        return itertools.islice(iter(self.sampler), self.n, None)
+
+    def __len__(self) -> int:
+        return max(len(self.sampler) - self.n, 0)
+
+
+def _report_skipped(trainer: Trainer, data: ExperimentData, run: RunDirectory) -> None:
+    """Add the images data.on_bad_image=skip left out to the run's skipped.txt and say how many it lists."""
+    if not trainer.rt.is_main or not (trainer.skipped or trainer.valid_skipped):
+        return
+    from hmlc.data.images import write_skipped
+
+    listed = run.path / "skipped.txt"
+    write_skipped(listed, data.train.images, sorted(trainer.skipped))
+    if data.valid is not None:
+        write_skipped(listed, data.valid.images, sorted(trainer.valid_skipped))
+    lines = set(listed.read_text(encoding="utf-8").splitlines())
+
+    def count(images: Any) -> int:
+        paths = getattr(images, "paths", None)
+        return len(lines & set(paths)) if paths is not None else 0
+
+    n_valid = count(data.valid.images) if data.valid is not None else 0
+    trainer._say(
+        f"skipped {len(lines)} unreadable image(s) ({count(data.train.images)} training, {n_valid} validation; "
+        f"data.on_bad_image=skip); list: {listed}"
+    )
+
+
 def train(
     config: ExperimentConfig,
     run_dir: Path | None = None,
@@ -596,6 +766,8 @@ def train(
                 run = RunDirectory(parent / name)
             runtime.barrier()
         trainer = Trainer(config, run, runtime, data)
+        if resume is not None and runtime.is_main:
+            run.remove_unfinished_writes()  # left by a process killed while writing
         if resume is not None and run.has_last_checkpoint():
             trainer.load_state(run.checkpoints / "last")
         elif resume is None and runtime.is_main:
@@ -611,12 +783,13 @@ def train(
                 f"{len(data.graph)} labels; closure changed "
                 + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
             )
-        result = trainer.fit(stop_after_epochs)
-        if runtime.is_main and trainer.skipped:
-            from hmlc.data.images import write_skipped
-
-            n = write_skipped(run.path / "skipped.txt", data.train.images, sorted(trainer.skipped))
-            trainer._say(f"skipped {n} unreadable training image(s) (data.on_bad_image=skip); list: {run.path / 'skipped.txt'}")
+        try:
+            with StopRequest(runtime.distributed) as stop:
+                result = trainer.fit(stop_after_epochs, stop)
+        except Interrupted:
+            _report_skipped(trainer, data, run)
+            raise
+        _report_skipped(trainer, data, run)
         if runtime.is_main:
             write_json(
                 run.path / "results.json",

@@ -111,13 +111,22 @@ class EvaluationData:
     closure: TruthClosure | None = None
 
 
+def _not_utf8(path: Path, what: str, exc: UnicodeDecodeError) -> DataError:
+    """The error for a CSV that is not UTF-8 text (e.g. saved as Latin-1 by a spreadsheet)."""
+    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes) else ""
+    shown = f" (byte 0x{byte})" if byte else ""
+    return DataError(f"{what} file {path} is not valid UTF-8{shown}; save it as UTF-8")
+
+
 def _header(path: Path, what: str) -> list[str]:
     if not path.is_file():
         problem = "is not a file" if path.exists() else "does not exist"
         raise DataError(f"{what} file {path} {problem}")
     try:
         first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, what, exc) from None
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read {what} file {path}: {' '.join(str(exc).split())}") from None
     header = [str(c) for c in first.iloc[0].tolist()] if len(first) else []
     unnamed = [i for i, c in enumerate(header) if not c.strip()]
@@ -164,7 +173,9 @@ def read_predictions(path: str | Path, id_column: str | None = None, what: str =
         raise DataError(f"{path} has no probability columns; give one column per label beside {id_column!r}")
     try:
         text = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, what, exc) from None
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read {what} file {path}: {' '.join(str(exc).split())}") from None
     ids = text[id_column].to_numpy(dtype=object)
     empty = ids == ""
@@ -195,7 +206,10 @@ def read_ground_truth(
     header = _header(path, what)
     _id_column(path, header, id_column)
     present = [label for label in labels if label in header]
-    frame = read_label_csv(path, present, id_column=id_column)
+    try:
+        frame = read_label_csv(path, present, id_column=id_column)
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, what, exc) from None
     ids = frame[id_column].to_numpy(dtype=object)
     _unique_ids(path, ids)
     values = frame[present].to_numpy(dtype=float) if present else np.empty((len(ids), 0))

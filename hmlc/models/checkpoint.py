@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from hmlc.errors import CheckpointError, shorten
+from hmlc.faults import count_event, fault_point
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -194,12 +195,15 @@ def save_checkpoint(
         }
         _write_bytes(staging / META_FILE, json.dumps(meta, indent=2).encode("utf-8"))
         _fsync_dir(staging)
+        save = count_event(f"save:{directory.name}")
+        fault_point("save", directory.name, save, "staged")
         backup = _backup_of(directory)
         if directory.exists():
             if backup.exists():  # left by a crash after a previous swap completed
                 shutil.rmtree(backup)
             os.replace(directory, backup)
         # A crash here leaves only the backup; load_checkpoint falls back to it.
+        fault_point("save", directory.name, save, "swapped")
         os.replace(staging, directory)
         _fsync_dir(directory.parent)
         shutil.rmtree(backup, ignore_errors=True)
@@ -207,6 +211,10 @@ def save_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise CheckpointError(f"cannot write checkpoint {str(directory)!r}: {error.strerror or error}") from None
     except BaseException:
+        # Interrupted (Ctrl-C): put the previous checkpoint back if it was moved aside.
+        backup = _backup_of(directory)
+        if not directory.exists() and (backup / META_FILE).is_file():
+            os.replace(backup, directory)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory

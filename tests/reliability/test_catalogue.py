@@ -93,6 +93,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory, synth_folder: Path, tiny_run: 
     w("nan.csv", preds_ok.replace(",0.5", ",nan", 1))
     w("empty.csv", "")
     (root / "latin1.csv").write_bytes(preds_ok.encode("utf-8").replace(b"0.5", b"0.\xe4", 1))
+    (root / "latin1_header.csv").write_bytes(preds_ok.encode("utf-8").replace(b"Mass", b"M\xe4ss", 1))
     w("dupids.csv", preds_header + "\n" + first + "\n" + first + "\n")
     (root / "garbage.csv").write_bytes(bytes(range(256)) * 4)
     w("header_only.csv", preds_header + "\n")
@@ -188,9 +189,13 @@ def _cases() -> list[tuple[str, Callable[[Paths], list[object]], str | Callable[
     # labels / predictions CSVs for evaluate
     for f in ("noid.csv", "two.csv", "empty.csv", "latin1.csv", "nan.csv", "garbage.csv", "header_only.csv", "missing.csv"):
         case(f"evaluate-predictions-{f}", lambda p, f=f: ["evaluate", "--predictions", p.bad / f, "--labels", p.bad / "labels_ok.csv"], f)
-    # The labels reader of hmlc evaluate lets UnicodeDecodeError out: one line, but without the file's name.
-    case("evaluate-labels-latin1.csv", lambda p: ["evaluate", "--predictions", p.bad / "preds_ok.csv", "--labels",
-                                                  p.bad / "latin1.csv"], "not valid UTF-8")
+    # Not UTF-8 (a spreadsheet's Latin-1): in a data row, in the header.
+    for f in ("latin1.csv", "latin1_header.csv"):
+        case(f"evaluate-labels-{f}", lambda p, f=f: ["evaluate", "--predictions", p.bad / "preds_ok.csv", "--labels",
+                                                    p.bad / f], f"{f} is not valid UTF-8")
+    case("evaluate-predictions-latin1_header.csv", lambda p: ["evaluate", "--predictions", p.bad / "latin1_header.csv",
+                                                              "--labels", p.bad / "labels_ok.csv"],
+         "latin1_header.csv is not valid UTF-8")
     for f in ("noid.csv", "empty.csv", "garbage.csv", "missing.csv", "labels_code7.csv"):
         case(f"evaluate-labels-{f}", lambda p, f=f: ["evaluate", "--predictions", p.bad / "preds_ok.csv", "--labels", p.bad / f], f)
     case("evaluate-dupids", lambda p: ["evaluate", "--predictions", p.bad / "dupids.csv", "--labels", p.bad / "labels_ok.csv"], "dupids.csv")
