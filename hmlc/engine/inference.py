@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from hmlc.data.features import FeatureSource
 from hmlc.data.images import ImageIndexDataset
 from hmlc.hierarchy import LabelGraph
+from hmlc.progress import Progress
 
 __all__ = ["binary_logits", "outputs_to_probabilities", "forward_images"]
 
@@ -50,21 +51,25 @@ def forward_images(
     num_workers: int = 0,
     autocast: Callable[[], Any] | None = None,
     indices: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``."""
+    """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``.
+
+    ``progress`` (made for ``len(indices)`` or ``len(images)`` items) counts each batch done.
+    """
     if isinstance(images, FeatureSource):
         values = torch.from_numpy(np.ascontiguousarray(images.array()))
         if indices is not None:
             values = values[torch.as_tensor(indices, dtype=torch.long)]
         batches = (values[i : i + batch_size] for i in range(0, len(values), batch_size))
-        return _forward_batches(fn, batches, prepare, device, autocast)
+        return _forward_batches(fn, batches, prepare, device, autocast, progress)
     dataset: Dataset = ImageIndexDataset(images)
     if indices is not None:
         dataset = torch.utils.data.Subset(dataset, indices.tolist())
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
     )
-    return _forward_batches(fn, (x for x, _ in loader), prepare, device, autocast)
+    return _forward_batches(fn, (x for x, _ in loader), prepare, device, autocast, progress)
 
 
 def _forward_batches(
@@ -73,6 +78,7 @@ def _forward_batches(
     prepare: Callable[[torch.Tensor], torch.Tensor],
     device: torch.device,
     autocast: Callable[[], Any] | None,
+    progress: Progress | None,
 ) -> torch.Tensor:
     outs = []
     for x in batches:
@@ -83,4 +89,6 @@ def _forward_batches(
         else:
             y = fn(x)
         outs.append(y.float())
+        if progress is not None:
+            progress.update(len(x))
     return torch.cat(outs) if outs else torch.empty(0, device=device)
