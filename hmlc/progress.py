@@ -13,8 +13,10 @@ silences it.
             ...
             progress.update(len(batch))
 
-A loop of long items (ablation runs, benchmark cases) says where it stands
-with :meth:`Progress.summary` ("run 2/6, 3m10s elapsed, about 6m20s left").
+A loop of long items (ablation runs, benchmark cases) that prints its own
+lines says where it stands with :meth:`Progress.clock` ("3m10s elapsed,
+about 6m20s left") or :meth:`Progress.summary`, from a Progress made with
+``enabled=False`` (it then shows nothing itself).
 """
 
 from __future__ import annotations
@@ -188,19 +190,23 @@ class Progress:
         parts = [f"{self.done:,}/{self.total:,} {self.unit}" if self.total is not None else f"{self.done:,} {self.unit}"]
         if self.total:
             parts[0] += f" ({100.0 * self.done / self.total:.0f}%)"
-        rate, left = self.rate, self.left
+        rate = self.rate
         if not math.isnan(rate):
             if rate >= 1:
                 parts.append(f"{rate:,.0f} {self.unit}/s" if rate >= 100 else f"{rate:.3g} {self.unit}/s")
             else:
                 parts.append(f"{format_duration(1 / rate)}/{self.unit}")
-        parts.append(f"{format_duration(self.elapsed)} elapsed")
-        if math.isfinite(left) and left > 0:
-            parts.append(f"about {format_duration(left)} left")
+        parts.append(self.clock())
         parts += [f"{k} {v}" for k, v in self._postfix.items()]
         if self._status:
             parts.append(self._status)
         return ", ".join(parts)
+
+    def clock(self) -> str:
+        """``4m10s elapsed, about 8m20s left`` (no estimate before the first item is done)."""
+        left = self.left
+        estimate = f", about {format_duration(left)} left" if math.isfinite(left) and left > 0 else ""
+        return f"{format_duration(self.elapsed)} elapsed{estimate}"
 
     def _line(self) -> None:
         print(f"{self.desc}: {self.summary()}", file=self._stream, flush=True)

@@ -75,6 +75,9 @@ def test_summary_estimates_what_is_left(monkeypatch) -> None:
     progress.update(2)
     assert progress.left == pytest.approx(240, rel=0.01)
     assert "1m00s/run" in progress.summary() and "about 4m00s left" in progress.summary()
+    assert progress.clock() == "2m00s elapsed, about 4m00s left"
+    progress.update(4)
+    assert progress.clock() == "2m00s elapsed"  # all done: nothing left
 
 
 def test_the_interval_setting(monkeypatch, capsys) -> None:

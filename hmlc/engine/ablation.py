@@ -191,7 +191,7 @@ def run_ablation(
             print(f"== {name} (seed {cfg.seed}): finished earlier in {run_dir}", flush=True)
             labels, aucs = _read_results(run_dir)
         else:
-            where = f"run {progress.done + 1}/{progress.total}, {_run_clock(progress)}"
+            where = f"run {progress.done + 1}/{progress.total}, {progress.clock()}"
             if item.state == "interrupted":
                 print(f"== {name} (seed {cfg.seed}): continuing {run_dir} [{where}]", flush=True)
                 result = train(cfg, resume=run_dir)
@@ -212,12 +212,6 @@ def run_ablation(
         print(f"== {progress.done} run(s) trained in {format_duration(progress.elapsed)}", flush=True)
     return table
 
-
-def _run_clock(progress: Progress) -> str:
-    """``4m10s elapsed, about 8m20s left`` (no estimate before the first run ends)."""
-    left = progress.left
-    estimate = f", about {format_duration(left)} left" if math.isfinite(left) else ""
-    return f"{format_duration(progress.elapsed)} elapsed{estimate}"
 
 
 def progress_of(item: PlannedRun) -> str:
