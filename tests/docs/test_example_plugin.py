@@ -1,6 +1,7 @@
-"""The example plugin of docs/plugins.md works as the tutorial says.
+"""The example plugin of docs/plugins.md works as the tutorial says, quickly and in process.
 
-Nothing is installed: as in tests/plugins/test_plugin_manager.py, the
+Nothing is installed (tests/docs/test_doc_outputs.py installs a copy for real
+and runs the tutorial's commands): as in tests/plugins/test_plugin_manager.py, the
 ``importlib.metadata.distributions`` the plugin manager calls is replaced by
 one returning a fake ``hmlc-example`` distribution whose ``hmlc`` entry point
 names ``hmlc_example.plugin``, and the package folder is put on sys.path.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import re
 import sys
 import types
 from collections.abc import Iterator
@@ -141,51 +141,3 @@ def test_example_export_is_read_by_the_builtin_csv_reader(example_installed: Non
     _, expected = generate_shapes(12, 16, [3, 0], uncertain_rate=0.1, blank_rate=0.2)
     np.testing.assert_array_equal(split.table.codes(), expected)
     np.testing.assert_array_equal(split.images.read(5), generate_shapes(12, 16, [3, 0])[0][5])
-
-
-def test_example_preset_trains(example_installed: None, tmp_path: Path) -> None:
-    from hmlc.engine.trainer import train
-
-    config = load_config(
-        preset="example/shapes",
-        overrides=[
-            "data.params.n_train=64",
-            "data.params.n_valid=32",
-            "data.image_size=32",
-            "train.epochs=1",
-            "train.head_epochs=1",
-            f"output.dir={tmp_path}",
-            "output.name=example",
-            "output.tensorboard=false",
-            "train.progress=false",
-        ],
-    )
-    result = train(config)
-    assert result.completed
-    assert result.labels == CATALOGUE
-    assert (tmp_path / "example" / "checkpoints" / "last" / "model.safetensors").is_file()
-
-
-# ------------------------------------------------------ the tutorial quotes the files
-def _fenced_blocks(text: str) -> list[str]:
-    return [m.group(1).strip("\n") for m in re.finditer(r"^```[a-z]*\n(.*?)^```$", text, re.S | re.M)]
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["pyproject.toml", "hmlc_example/__init__.py", "hmlc_example/plugin.py", "hmlc_example/catalogue.yaml",
-     "hmlc_example/preset_csv.yaml"],
-)
-def test_tutorial_shows_the_example_files_verbatim(name: str) -> None:
-    blocks = _fenced_blocks((ROOT / "docs" / "plugins.md").read_text(encoding="utf-8"))
-    text = (EXAMPLE / name).read_text(encoding="utf-8").strip("\n")
-    assert text in blocks, f"docs/plugins.md does not show {name} as it is; copy the file into the tutorial"
-
-
-def test_tutorial_reader_excerpt_is_taken_from_the_reader() -> None:
-    blocks = _fenced_blocks((ROOT / "docs" / "plugins.md").read_text(encoding="utf-8"))
-    excerpt = next(b for b in blocks if "class ShapesDataset(DatasetReader):" in b)
-    source = (EXAMPLE / "hmlc_example" / "shapes.py").read_text(encoding="utf-8")
-    assert excerpt[excerpt.index("class ShapesDataset") :] in source
-    for line in excerpt.splitlines():
-        assert line in source, f"the tutorial's reader excerpt has a line shapes.py lacks: {line!r}"

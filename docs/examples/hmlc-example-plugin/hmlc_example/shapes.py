@@ -22,7 +22,7 @@ import numpy as np
 
 from hmlc.data import ArrayImageSource, DatasetReader, DatasetSplit, LabelTable
 from hmlc.errors import DataError
-from hmlc.hierarchy import load_hierarchy
+from hmlc.hierarchy import LabelGraph, load_hierarchy
 
 from hmlc_example import HIERARCHY_FILE
 
@@ -49,10 +49,15 @@ class ShapesDataset(DatasetReader):
         root: Path | None,
         params: Mapping[str, Any],
         image_size: int | None,
-        labels: Sequence[str],
+        labels: Sequence[str] | None,
+        graph: LabelGraph | None = None,
     ) -> DatasetSplit:
+        # labels: the experiment's labels in output order, or None when the split is loaded
+        # for prediction (return no label columns then). graph: the experiment's hierarchy
+        # (None for prediction); this reader's labels are fixed, so it only needs `labels`.
         self.check_split(split)  # DataError for an unknown split
         p = self.resolve_params(params)  # ConfigError for an unknown key or a wrong type
+        labels = list(labels or ())
         missing = [label for label in labels if label not in CATALOGUE]
         if missing:
             raise DataError(f"dataset {self.name!r} has no label(s) {missing}; use hierarchy=example-catalogue")
