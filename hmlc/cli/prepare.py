@@ -59,7 +59,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print_table(["split", "images", "processed", "seconds", "img/s", "status", "entry"], rows, align_right=(1, 2, 3, 4))
     processed = sum(b.processed for b in builds.values())
     if processed:
-        print(f"{processed} images prepared in {seconds:.1f} s, reading the tables and fitting included")
+        print(f"{processed} images prepared in {seconds:.1f}s, reading the tables and fitting included")
     built_in, read_from = experiment_cache_root(config, args.cache), experiment_cache_root(config)
     if built_in.expanduser().resolve() != read_from.expanduser().resolve():
         print(
