@@ -4,7 +4,7 @@ On a terminal (stderr is a TTY) a :class:`Progress` is a tqdm bar that
 disappears when the pass ends. Redirected to a log, it is a plain line every
 ``$HMLC_PROGRESS_SECONDS`` seconds (default 10; ``0``: at every update;
 ``off``: no progress at all, bars neither) with what is done, the rate, the time spent and the time
-left, and one closing line when the pass printed any. Under torchrun only
+left, and a closing line when the pass printed any (unless the last one was already final). Under torchrun only
 rank 0 reports; ``enabled=False`` (``train.progress=false`` in training)
 silences it.
 
@@ -113,6 +113,7 @@ class Progress:
         self._status = ""
         self._start = time.monotonic()
         self._lines = 0
+        self._shown = -1  # items done at the last line
         self._bar: Any = None
         self._closed = False
         #: Seconds between two lines in a log (None: no lines).
@@ -211,16 +212,18 @@ class Progress:
     def _line(self) -> None:
         print(f"{self.desc}: {self.summary()}", file=self._stream, flush=True)
         self._lines += 1
+        self._shown = self.done
         self._next_line = time.monotonic() + (self.interval or 0.0)
 
     def close(self) -> None:
-        """End the pass: the bar disappears; a log that got progress lines gets a closing one."""
+        """End the pass: the bar disappears; a log that got progress lines gets a closing one
+        (unless the last line already showed the final count)."""
         if self._closed:
             return
         self._closed = True
         if self.mode == "bar":
             self._bar.close()
-        elif self.mode == "lines" and self._lines:
+        elif self.mode == "lines" and self._lines and self._shown != self.done:
             self._status = ""
             self._line()
 

@@ -22,10 +22,18 @@ def test_a_log_gets_lines_with_counts_rate_and_time_left(monkeypatch) -> None:
         progress.update(25)
         progress.update(25)
     lines = log.getvalue().splitlines()
-    assert len(lines) == 3  # one per update, one closing
+    assert len(lines) == 2  # one per update; the last was final: no closing line repeats it
     assert lines[0].startswith("valid: 25/100 img (25%), ") and "img/s" in lines[0] and "left" in lines[0]
     assert lines[1].startswith("valid: 50/100 img (50%), ")
-    assert lines[2].startswith("valid: 50/100 img (50%), ")
+
+
+def test_a_pass_that_printed_gets_a_closing_line(monkeypatch) -> None:
+    monkeypatch.setenv("HMLC_PROGRESS_SECONDS", "3600")
+    log = io.StringIO()
+    with Progress(10, "predict", stream=log) as progress:
+        progress.status("loading")  # a line now, then none for an hour
+        progress.update(10)
+    assert log.getvalue().splitlines()[1].startswith("predict: 10/10 img (100%), ")
 
 
 def test_lines_come_at_most_once_per_interval(monkeypatch) -> None:
