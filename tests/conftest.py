@@ -21,3 +21,10 @@ def _fresh_plugin_host(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_host()
     yield
     reset_host()
+
+
+@pytest.fixture(autouse=True)
+def _no_timed_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No progress lines, whatever the machine's load: a pass that took more than the interval
+    (10 s) would add lines to the stderr a test reads. Progress tests set their own interval."""
+    monkeypatch.setenv("HMLC_PROGRESS_SECONDS", "off")

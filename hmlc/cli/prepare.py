@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from hmlc.cli.info import add_config_arguments
@@ -47,13 +48,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise ConfigError("--splits is empty; give split names such as train,valid")
     config = load_config(args.config, args.preset, args.overrides)
     refuse_overwriting_inputs({"--cache": experiment_cache_root(config, args.cache)}, experiment_inputs(config, args.config))
+    start = time.perf_counter()
     builds = build_caches(config, cache_dir=args.cache, splits=splits, workers=args.workers, progress=True)
+    seconds = time.perf_counter() - start
     rows = []
     for name, b in builds.items():
         status = "already complete" if b.already_complete else "resumed" if b.resumed else "built"
         rate = "-" if math.isnan(b.images_per_s) else f"{b.images_per_s:.0f}"
         rows.append([name, b.images, b.processed, f"{b.seconds:.1f}", rate, status, str(b.entry_dir)])
     print_table(["split", "images", "processed", "seconds", "img/s", "status", "entry"], rows, align_right=(1, 2, 3, 4))
+    processed = sum(b.processed for b in builds.values())
+    if processed:
+        print(f"{processed} images prepared in {seconds:.1f}s, reading the tables and fitting included")
     built_in, read_from = experiment_cache_root(config, args.cache), experiment_cache_root(config)
     if built_in.expanduser().resolve() != read_from.expanduser().resolve():
         print(

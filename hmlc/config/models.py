@@ -158,7 +158,11 @@ class TrainConfig(_Section):
     compile: bool = Field(False, description="torch.compile the model.")
     deterministic: bool = Field(False, description="Deterministic algorithms (bitwise-reproducible on CPU).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
-    progress: bool = Field(True, description="Progress bars on a terminal.")
+    progress: bool = Field(
+        True,
+        description="Progress on stderr: a bar on a terminal, else a line every $HMLC_PROGRESS_SECONDS seconds "
+        "(default 10); false: none.",
+    )
 
     @model_validator(mode="after")
     def _stages_not_empty(self) -> TrainConfig:

@@ -33,14 +33,16 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hmlc.data.datasets import DatasetSplit
-from hmlc.data.images import ImageSource
-from hmlc.data.preprocess import Preprocessor, preprocess_image
 from hmlc.errors import DataError, HmlcError
+
+if TYPE_CHECKING:  # workers import this module: it must not import torch or pandas
+    from hmlc.data.datasets import DatasetSplit
+    from hmlc.data.images import ImageSource
+    from hmlc.data.preprocess import Preprocessor
 
 __all__ = [
     "cache_root",
@@ -50,7 +52,11 @@ __all__ = [
     "find_cache",
     "load_fitted_state",
     "build_cache",
+    "build_cache_entries",
+    "start_worker_server",
+    "CacheJob",
     "CacheBuild",
+    "POOL_MIN_IMAGES",
     "MemmapImageSource",
 ]
 
@@ -217,6 +223,29 @@ class CacheBuild:
         return self.processed / self.seconds if self.seconds > 0 else math.nan
 
 
+@dataclass
+class CacheJob:
+    """One split to store in one cache entry: its images (in table order), ids and the entry's inputs."""
+
+    name: str
+    images: ImageSource
+    ids: list[str]
+    entry_dir: Path
+    inputs: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of_split(
+        cls, name: str, split: DatasetSplit, entry_dir: Path, inputs: Mapping[str, Any] | None = None
+    ) -> CacheJob:
+        """The job of a loaded split."""
+        return cls(name, split.images, [str(v) for v in split.table.frame["id"]], Path(entry_dir), inputs)
+
+
+#: Below this many images to process in all, a build runs in this process: starting
+#: workers would cost more than they save.
+POOL_MIN_IMAGES = 200
+
+
 def build_cache(
     split: DatasetSplit,
     preprocessor: Preprocessor | None,
@@ -230,31 +259,57 @@ def build_cache(
 ) -> CacheBuild:
     """Decode, preprocess and resize every image of ``split`` once into the entry ``entry_dir``.
 
-    Images of ``split`` come at native size when a preprocessor is given
-    (else at ``image_size``), exactly as training reads them. Work is spread
-    over ``workers`` processes (default: one per CPU; 1: this process). An
-    entry left unfinished by an earlier call with the same ``inputs``
-    continues where it stopped; an entry that is already complete is left
-    alone. ``on_progress(done, total)`` is called after each chunk of images.
+    One split of :func:`build_cache_entries`; ``on_progress(done, total)`` is
+    called after each chunk of images.
+    """
+    job = CacheJob.of_split(str(entry_dir), split, entry_dir, inputs)
+    report = None if on_progress is None else (lambda _name, done, total: on_progress(done, total))
+    return build_cache_entries([job], preprocessor, image_size, workers, progress, on_progress=report)[job.name]
+
+
+def build_cache_entries(
+    jobs: Sequence[CacheJob],
+    preprocessor: Preprocessor | None,
+    image_size: int,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, CacheBuild]:
+    """Decode, preprocess and resize every image of each job once into its entry; job name -> build.
+
+    Images come at native size when a preprocessor is given (else at
+    ``image_size``), exactly as training reads them. One pool of ``workers``
+    processes (default: one per CPU; 1: this process) serves every job; work
+    of fewer than :data:`POOL_MIN_IMAGES` images runs in this process. An
+    entry left unfinished by an earlier call with the same inputs continues
+    where it stopped; an entry that is already complete is left alone; each
+    entry is marked complete as soon as its last image is written.
+    ``on_progress(name, done, total)`` is called after each chunk of images.
     """
     if preprocessor is not None and not preprocessor.fitted:
         raise DataError(f"preprocessor {preprocessor.name!r} must be fitted before its cache is built")
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise DataError(f"the number of workers must be at least 1, got {workers}")
-    entry_dir = Path(entry_dir)
-    n = len(split.images)
-    ids = [str(v) for v in split.table.frame["id"]]
-    inputs = dict(inputs) if inputs is not None else None
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        raise DataError(f"cache jobs must have distinct names, got {names}")
     start = time.perf_counter()
-    with _locked(entry_dir):
-        done, resumed = _open_or_create(entry_dir, n, image_size, ids, inputs, preprocessor)
-        if done is None:
-            return CacheBuild(entry_dir, n, 0, time.perf_counter() - start, False, True)
-        todo = np.flatnonzero(~done)
-        processed = _fill(entry_dir, split.images, preprocessor, image_size, done, todo, workers, progress, on_progress)
-        _finish(entry_dir)
-    return CacheBuild(entry_dir, n, processed, time.perf_counter() - start, resumed, False)
+    builds: dict[str, CacheBuild] = {}
+    with contextlib.ExitStack() as stack:
+        open_jobs: list[_OpenJob] = []
+        for job in jobs:
+            stack.enter_context(_locked(job.entry_dir))
+            inputs = dict(job.inputs) if job.inputs is not None else None
+            done, resumed = _open_or_create(job.entry_dir, len(job.images), image_size, job.ids, inputs, preprocessor)
+            if done is None:
+                builds[job.name] = CacheBuild(job.entry_dir, len(job.ids), 0, time.perf_counter() - start, False, True)
+            else:
+                open_jobs.append(_OpenJob(job, done, resumed, stack.enter_context((job.entry_dir / _IMAGES).open("r+b"))))
+        if open_jobs:
+            builds.update(_fill(open_jobs, preprocessor, image_size, workers, progress, on_progress))
+    return {job.name: builds[job.name] for job in jobs}
 
 
 # -------------------------------------------------------------- the build
@@ -310,83 +365,124 @@ def _open_or_create(
     return done, False
 
 
+@dataclass
+class _OpenJob:
+    """A job being built: its done flags, the open images file, what is left."""
+
+    job: CacheJob
+    done: np.ndarray
+    resumed: bool
+    images_file: Any
+    processed: int = 0
+    chunks_left: int = 0
+    last_save: float = 0.0
+    #: time.monotonic() when the first of its chunks began (in whichever process ran it).
+    started: float = math.inf
+    seconds: float = 0.0
+
+    def chunks(self, workers: int) -> list[np.ndarray]:
+        todo = np.flatnonzero(~self.done)
+        size = max(1, min(64, len(todo) // (workers * 4)))
+        return [todo[i : i + size] for i in range(0, len(todo), size)]
+
+
 def _fill(
-    entry: Path,
-    images: ImageSource,
+    jobs: list[_OpenJob],
     preprocessor: Preprocessor | None,
     size: int,
-    done: np.ndarray,
-    todo: np.ndarray,
     workers: int,
-    progress: bool,
-    on_progress: Callable[[int, int], None] | None,
-) -> int:
-    """Process the images in ``todo`` into the entry, saving ``done`` as chunks finish."""
-    from tqdm import tqdm
+    show: bool,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> dict[str, CacheBuild]:
+    """Process the images each job still needs into its entry, saving done flags as chunks finish."""
+    from hmlc.progress import Progress
 
-    n = len(done)
-    if len(todo) == 0:
-        return 0
-    workers = min(workers, len(todo))
-    chunk = max(1, min(64, len(todo) // (workers * 4)))
-    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-    bar = tqdm(
-        total=n, initial=n - len(todo), desc=f"cache {entry.name}", unit="img", leave=False,
-        disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True,
-    )
-    processed = 0
-    last_save = time.monotonic()
-    with (entry / _IMAGES).open("r+b") as images_file:
+    chunks = [(j, c) for j, job in enumerate(jobs) for c in job.chunks(workers)]
+    todo = sum(len(c) for _, c in chunks)
+    for j, job in enumerate(jobs):
+        job.chunks_left = sum(1 for k, _ in chunks if k == j)
+        if job.chunks_left == 0:  # every image was written before an interruption: only the flag is missing
+            _finish(job.job.entry_dir)
+    workers = 1 if todo < POOL_MIN_IMAGES else min(workers, len(chunks))
+    total = sum(len(job.done) for job in jobs)
+    desc = "cache " + "+".join(Path(job.job.name).name for job in jobs)
+    progress = Progress(total, desc, unit="img", enabled=show, initial=total - todo)
+    initargs = ([(job.job.images, str(job.job.entry_dir / _IMAGES)) for job in jobs], preprocessor, size)
 
-        def finished(indices: np.ndarray) -> None:
-            nonlocal processed, last_save
-            done[indices] = True
-            processed += len(indices)
-            bar.update(len(indices))
-            if time.monotonic() - last_save > _SAVE_EVERY_S:
-                _save_done(entry, done, images_file)
-                last_save = time.monotonic()
-            if on_progress is not None:
-                on_progress(int(done.sum()), n)
+    def finished(j: int, indices: np.ndarray, began: float) -> None:
+        job = jobs[j]
+        job.started = min(job.started, began)
+        job.done[indices] = True
+        job.processed += len(indices)
+        job.chunks_left -= 1
+        progress.update(len(indices))
+        if job.chunks_left == 0:
+            _save_done(job.job.entry_dir, job.done, job.images_file)
+            _finish(job.job.entry_dir)
+            job.seconds = time.monotonic() - job.started
+        elif time.monotonic() - job.last_save > _SAVE_EVERY_S:
+            _save_done(job.job.entry_dir, job.done, job.images_file)
+            job.last_save = time.monotonic()
+        if on_progress is not None:
+            on_progress(job.job.name, int(job.done.sum()), len(job.done))
 
-        try:
-            if workers == 1:
-                _init_worker(images, preprocessor, size, str(entry / _IMAGES))
-                try:
-                    for c in chunks:
-                        finished(_process_chunk(c))
-                finally:
-                    _close_worker()
-            else:
-                _run_pool(chunks, workers, (images, preprocessor, size, str(entry / _IMAGES)), finished)
-        finally:
-            bar.close()
-            _save_done(entry, done, images_file)
-    return processed
+    for job in jobs:
+        job.last_save = time.monotonic()
+    try:
+        if workers == 1:
+            _init_worker(*initargs)
+            try:
+                for j, c in chunks:
+                    finished(*_process_chunk(j, c))
+            finally:
+                _close_worker()
+        else:
+            start_worker_server([type(preprocessor).__module__] if preprocessor is not None else [])
+            _run_pool(chunks, workers, initargs, finished, progress)
+    finally:
+        progress.close()
+        for job in jobs:
+            if job.chunks_left:
+                _save_done(job.job.entry_dir, job.done, job.images_file)
+    return {
+        job.job.name: CacheBuild(job.job.entry_dir, len(job.done), job.processed, job.seconds, job.resumed, False)
+        for job in jobs
+    }
 
 
 def _run_pool(
-    chunks: list[np.ndarray], workers: int, initargs: tuple[Any, ...], finished: Callable[[np.ndarray], None]
+    chunks: list[tuple[int, np.ndarray]],
+    workers: int,
+    initargs: tuple[Any, ...],
+    finished: Callable[[int, np.ndarray, float], None],
+    progress: Any,
 ) -> None:
-    # Platform default start method: fork on Linux, where the sources are inherited, not pickled.
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=_worker_context(), initializer=_init_worker, initargs=initargs
-    )
-    pending: set[Future[np.ndarray]] = set()
+    context = _worker_context()
+    progress.status(f"starting {workers} worker processes")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs)
+    pending: set[Future[tuple[int, np.ndarray, float]]] = set()
     queue = iter(chunks)
+
+    def submit() -> bool:
+        item = next(queue, None)
+        if item is None:
+            return False
+        pending.add(pool.submit(_process_chunk, *item))
+        return True
+
     try:
         # A bounded window of chunks in flight, so an interrupted build stops soon.
-        for c in queue:
-            pending.add(pool.submit(_process_chunk, c))
-            if len(pending) >= 4 * workers:
-                break
+        while len(pending) < 4 * workers and submit():
+            pass
+        first = True
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            if first:
+                progress.status("")
+                first = False
             for future in ready:
-                finished(future.result())
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(_process_chunk, nxt))
+                finished(*future.result())
+                submit()
     except BrokenProcessPool:
         raise DataError(
             "a worker process died while building the cache (out of memory?); rerun `hmlc prepare` "
@@ -399,6 +495,28 @@ def _run_pool(
 
 
 _WORKER: dict[str, Any] = {}
+#: What a worker imports before it starts: the modules that decode and preprocess (no torch, no pandas).
+WORKER_MODULES = ("hmlc.data.cache", "hmlc.data.preprocess")
+
+
+def start_worker_server(modules: Sequence[str] = ()) -> None:
+    """Start, in the background, the process workers are forked from (forkserver), with the
+    modules decoding needs (and ``modules``, e.g. a preprocessor's) already imported, so
+    that a pool started later starts at once and its workers import nothing more.
+
+    Call it before other work (reading tables, fitting): the server imports while
+    that work runs. No-op where workers are spawned (no forkserver) or the server runs.
+    """
+    if _worker_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is None:  # not started yet
+        # Each worker re-imports the main script (not a package's __main__): have its imports ready.
+        main = "hmlc.cli.main" if "hmlc.cli.main" in sys.modules else None
+        preload = dict.fromkeys([*WORKER_MODULES, *modules, *([main] if main else [])])
+        forkserver.set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
@@ -412,23 +530,52 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _init_worker(images: ImageSource, preprocessor: Preprocessor | None, size: int, path: str) -> None:
+def _init_worker(jobs: list[tuple[ImageSource, str]], preprocessor: Preprocessor | None, size: int) -> None:
     import cv2
 
     if multiprocessing.parent_process() is not None:
         cv2.setNumThreads(1)  # one image per process at a time: parallelism comes from the processes
-    _WORKER.update(images=images, preprocessor=preprocessor, size=size, file=open(path, "r+b"))
+        _keep_freed_memory()
+    _WORKER.update(jobs=jobs, preprocessor=preprocessor, size=size, files={})
+
+
+def _keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed buffers instead of returning them to the system.
+
+    In a fresh worker, the buffers of each image (decoded pixels, float copies,
+    OpenCV's work areas: about 2 MB) went back to the system when freed and were
+    faulted in again for the next image: about 450 page faults and half as much
+    CPU time again per CheXpert image (measured by benchmarks/prepare_speed.py).
+    Fixed thresholds (mallopt) stop that. Elsewhere than glibc: nothing to do.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (AttributeError, OSError, TypeError):  # not glibc (macOS, Windows)
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    mallopt(m_trim_threshold, 128 * 1024 * 1024)
 
 
 def _close_worker() -> None:
-    fh = _WORKER.pop("file", None)
-    if fh is not None:
+    for fh in _WORKER.get("files", {}).values():
         fh.close()
     _WORKER.clear()
 
 
-def _process_chunk(indices: np.ndarray) -> np.ndarray:
-    images, preprocessor, size, fh = _WORKER["images"], _WORKER["preprocessor"], _WORKER["size"], _WORKER["file"]
+def _process_chunk(job: int, indices: np.ndarray) -> tuple[int, np.ndarray, float]:
+    """Write the images ``indices`` of job ``job``; returns them with when the work began (time.monotonic)."""
+    from hmlc.data.preprocess import preprocess_image
+
+    began = time.monotonic()  # one clock for all processes of the machine
+    preprocessor, size, files = _WORKER["preprocessor"], _WORKER["size"], _WORKER["files"]
+    images, path = _WORKER["jobs"][job]
+    if job not in files:
+        files[job] = open(path, "r+b")  # noqa: SIM115 - kept open for the worker's life
+    fh = files[job]
     frame = size * size
     for i in indices:
         i = int(i)
@@ -444,7 +591,7 @@ def _process_chunk(indices: np.ndarray) -> np.ndarray:
         fh.seek(i * frame)
         fh.write(img.tobytes())
     fh.flush()
-    return indices
+    return job, indices, began
 
 
 def _finish(entry: Path) -> None:

@@ -10,14 +10,15 @@ import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from hmlc.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # decoding needs no torch: cache workers import this module without it
+    import torch
 
 __all__ = [
     "decode_image",
@@ -243,8 +244,8 @@ def missing_files(paths: Sequence[str | Path]) -> list[str]:
 BAD_IMAGE_POLICIES = ("error", "skip")
 
 
-class ImageIndexDataset(Dataset):
-    """``(uint8 image (1, H, W), index)`` items of an image source, for a DataLoader.
+class ImageIndexDataset:
+    """``(uint8 image (1, H, W), index)`` items of an image source: a map-style dataset for a DataLoader.
 
     Targets, weights and augmentation stay with the caller, which looks them
     up by index (the trainer redraws targets per epoch and flips on the
@@ -266,6 +267,8 @@ class ImageIndexDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        import torch
+
         try:
             img = np.ascontiguousarray(self.images.read(int(i)))
         except DataError:

@@ -119,8 +119,11 @@ class DataSource(ABC):
         """What a checkpoint records about the inputs besides the state."""
         return {"input_kind": self.input_kind}
 
-    def build_cache(self, split: str, loaded: DatasetSplit, workers: int | None = None, progress: bool = True) -> Any:
-        """Store ``loaded``'s prepared samples in the cache; returns a :class:`hmlc.data.cache.CacheBuild`."""
+    def build_caches(
+        self, loaded: Mapping[str, DatasetSplit], workers: int | None = None, progress: bool = True
+    ) -> dict[str, Any]:
+        """Store each loaded split's prepared samples in the cache, with one pool of ``workers``
+        processes for all; split name -> :class:`hmlc.data.cache.CacheBuild`."""
         raise ConfigError(
             f"dataset {self.data.dataset!r} gives {self.input_kind} samples, which hmlc reads from memory: "
             "there is nothing to prepare"
@@ -192,7 +195,10 @@ class ImageDataSource(DataSource):
             f"fitting preprocessor {preprocessor.name!r} on {n} {split} images "
             "(`hmlc prepare` keeps the result in the preprocessed cache)"
         )
-        preprocessor.fit(images, max_images=preprocessor.fit_images)
+        from hmlc.progress import Progress
+
+        with Progress(n, f"fitting {preprocessor.name}", unit="img") as progress:
+            preprocessor.fit(_CountedReads(images, progress), max_images=preprocessor.fit_images)
         if not preprocessor.fitted:
             raise PluginError(
                 f"preprocessor {preprocessor.name!r} requires a fit but fit() left no state; "
@@ -216,14 +222,16 @@ class ImageDataSource(DataSource):
     def state(self) -> dict[str, np.ndarray]:
         return self.preprocessor.state() if self.preprocessor is not None else {}
 
-    def build_cache(self, split: str, loaded: DatasetSplit, workers: int | None = None, progress: bool = True) -> Any:
-        from hmlc.data.cache import build_cache, entry_path
+    def build_caches(
+        self, loaded: Mapping[str, DatasetSplit], workers: int | None = None, progress: bool = True
+    ) -> dict[str, Any]:
+        from hmlc.data.cache import CacheJob, build_cache_entries, entry_path
 
-        inputs = self.cache_inputs(split, loaded)
-        return build_cache(
-            loaded, self.preprocessor, self.data.image_size, entry_path(self.cache_dir, inputs),
-            workers=workers, progress=progress, inputs=inputs,
-        )
+        jobs = []
+        for split, data in loaded.items():
+            inputs = self.cache_inputs(split, data)
+            jobs.append(CacheJob.of_split(split, data, entry_path(self.cache_dir, inputs), inputs))
+        return build_cache_entries(jobs, self.preprocessor, self.data.image_size, workers, progress)
 
 
 class FeatureDataSource(DataSource):
@@ -276,6 +284,26 @@ class FeatureDataSource(DataSource):
         if not isinstance(loaded.images, FeatureSource):
             raise PluginError(f"dataset {self.data.dataset!r} declares feature vectors but gave images")
         return loaded.images
+
+
+class _CountedReads:
+    """An image source whose reads advance a progress reporter (a preprocessor's fit)."""
+
+    def __init__(self, images: Any, progress: Any) -> None:
+        self.images, self.progress = images, progress
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def read(self, i: int) -> np.ndarray:
+        image = self.images.read(i)
+        self.progress.update()
+        return image
+
+    def __getattr__(self, name: str) -> Any:  # what else a fit may look at (paths, size)
+        if name in ("images", "progress"):
+            raise AttributeError(name)
+        return getattr(self.images, name)
 
 
 def fitted_state_tensors(source: DataSource) -> Mapping[str, np.ndarray]:

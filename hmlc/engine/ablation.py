@@ -18,6 +18,7 @@ from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_
 from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError, HmlcError, shorten
+from hmlc.progress import Progress, format_duration
 
 __all__ = ["parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable"]
 
@@ -182,18 +183,22 @@ def run_ablation(
     out_dir.mkdir(parents=True, exist_ok=True)
     table: AblationTable | None = None
     runs = []
+    # Runs finished earlier take no time: the time left is estimated from the runs trained here.
+    progress = Progress(sum(item.state != "done" for item in plan), "ablate", unit="run", enabled=False)
     for item in plan:
         name, cfg, run_dir = item.setting, item.config, item.run_dir
         if item.state == "done":
             print(f"== {name} (seed {cfg.seed}): finished earlier in {run_dir}", flush=True)
             labels, aucs = _read_results(run_dir)
         else:
+            where = f"run {progress.done + 1}/{progress.total}, {progress.clock()}"
             if item.state == "interrupted":
-                print(f"== {name} (seed {cfg.seed}): continuing {run_dir}", flush=True)
+                print(f"== {name} (seed {cfg.seed}): continuing {run_dir} [{where}]", flush=True)
                 result = train(cfg, resume=run_dir)
             else:
-                print(f"== {name} (seed {cfg.seed})", flush=True)
+                print(f"== {name} (seed {cfg.seed}) [{where}]", flush=True)
                 result = train(cfg, run_dir=out_dir / "runs")
+            progress.update()
             labels = list(result.labels)
             aucs = {a.label: a.auc for a in result.final}
             aucs["mean"] = result.final_mean
@@ -203,7 +208,10 @@ def run_ablation(
         runs.append({"setting": name, "seed": cfg.seed, "run_dir": str(run_dir), "aucs": aucs})
         _write(out_dir, table, runs)
     assert table is not None
+    if progress.done:
+        print(f"== {progress.done} run(s) trained in {format_duration(progress.elapsed)}", flush=True)
     return table
+
 
 
 def progress_of(item: PlannedRun) -> str:

@@ -255,6 +255,7 @@ def build_caches(
     (or given the state an earlier build saved) and its state is stored with
     each entry.
     """
+    from hmlc.data.cache import POOL_MIN_IMAGES, start_worker_server
     from hmlc.plugins import get_host
 
     if workers is not None and workers < 1:
@@ -268,6 +269,10 @@ def build_caches(
         reader.check_split(name)
     source = experiment_source(config, reader, cache_dir)
     loaded = {name: source.load(name, graph.labels, graph) for name in names}
+    if workers != 1 and sum(len(split.images) for split in loaded.values()) >= POOL_MIN_IMAGES:
+        # The workers' server imports what decoding needs while the preprocessor fits.
+        preprocessor = getattr(source, "preprocessor", None)
+        start_worker_server([type(preprocessor).__module__] if preprocessor is not None else [])
     train_name = config.data.train_split
     source.fit(train_name, loaded.get(train_name) or source.load(train_name, graph.labels, graph))
-    return {name: source.build_cache(name, split, workers=workers, progress=progress) for name, split in loaded.items()}
+    return source.build_caches(loaded, workers=workers, progress=progress)

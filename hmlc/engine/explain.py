@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmlc.errors import ConfigError, DataError
+from hmlc.progress import Progress
 
 __all__ = [
     "find_feature_layer",
@@ -74,11 +75,12 @@ def grad_cam(
     model_input: Tensor,
     scores: Callable[[Tensor], Tensor],
     indices: Sequence[int],
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """Grad-CAM maps (L, h, w) in [0, 1] of ``scores(model(x))[0, k]`` for k in ``indices`` (one image).
 
     Each map is ReLU(sum_c mean(grad_c) * A_c) over the layer's activations A,
-    divided by its maximum (an all-zero map stays zero).
+    divided by its maximum (an all-zero map stays zero). ``progress`` counts each map made.
     """
     store: dict[str, Tensor] = {}
 
@@ -97,6 +99,8 @@ def grad_cam(
                 cam = F.relu((weights[:, None, None] * activation[0]).sum(0))
                 peak = cam.max()
                 maps.append((cam / peak if peak > 0 else cam).detach().cpu().numpy())
+                if progress is not None:
+                    progress.update()
     finally:
         handle.remove()
     return np.stack(maps).astype(np.float32)
@@ -266,7 +270,8 @@ def explain_image(
     layer_name = find_feature_layer(backbone, x)
     layer = backbone.get_submodule(layer_name)
     indices = [loaded.labels.index(label) for label in chosen]
-    maps = grad_cam(loaded.model, layer, x, log_probabilities, indices)
+    with Progress(len(indices), "Grad-CAM", unit="label") as progress:
+        maps = grad_cam(loaded.model, layer, x, log_probabilities, indices, progress)
     with torch.no_grad():
         probs = loaded.probabilities(x)[0].cpu().numpy()  # exactly what hmlc predict gives
     out = Path(out_dir)
@@ -276,12 +281,14 @@ def explain_image(
         raise DataError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     names = explanation_file_names(Path(image_path).stem, chosen, loaded.labels)
     written = []
-    for label, k, cam in zip(chosen, indices, maps, strict=True):
-        target = out / names[label]
-        heat = heatmap_on_original(cam, raw.shape, region)
-        data = render_explanation(raw, heat, label, float(probs[k]), region, alpha)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-        written.append(Explanation(label, float(probs[k]), target))
+    with Progress(len(chosen), "heatmaps", unit="label") as progress:
+        for label, k, cam in zip(chosen, indices, maps, strict=True):
+            target = out / names[label]
+            heat = heatmap_on_original(cam, raw.shape, region)
+            data = render_explanation(raw, heat, label, float(probs[k]), region, alpha)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            written.append(Explanation(label, float(probs[k]), target))
+            progress.update()
     return written

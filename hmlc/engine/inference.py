@@ -13,6 +13,7 @@ from hmlc.data.features import FeatureSource
 from hmlc.data.images import ImageIndexDataset
 from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.hierarchy import LabelGraph
+from hmlc.progress import Progress
 
 __all__ = ["binary_logits", "outputs_to_probabilities", "forward_images"]
 
@@ -52,19 +53,21 @@ def forward_images(
     autocast: Callable[[], Any] | None = None,
     indices: np.ndarray | None = None,
     skipped: list[int] | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Run ``fn(prepare(batch))`` over an image source (or a feature source); float32 outputs on ``device``.
 
     With a ``skipped`` list (data.on_bad_image=skip), an image that cannot be
     read does not stop the pass: its row of the outputs is that of a black
     image, and its position (among ``indices`` when given) is appended to ``skipped``.
+    ``progress`` (made for ``len(indices)`` or ``len(images)`` items) counts each batch done.
     """
     if isinstance(images, FeatureSource):
         values = torch.from_numpy(np.ascontiguousarray(images.array()))
         if indices is not None:
             values = values[torch.as_tensor(indices, dtype=torch.long)]
         batches = (values[i : i + batch_size] for i in range(0, len(values), batch_size))
-        return _forward_batches(fn, batches, prepare, device, autocast)
+        return _forward_batches(fn, batches, prepare, device, autocast, progress)
     dataset: Dataset = ImageIndexDataset(images, "error" if skipped is None else "skip")
     if indices is not None:
         dataset = torch.utils.data.Subset(dataset, indices.tolist())
@@ -82,7 +85,7 @@ def forward_images(
             done += len(idx)
             yield x
 
-    return _forward_batches(fn, batches(), prepare, device, autocast)
+    return _forward_batches(fn, batches(), prepare, device, autocast, progress)
 
 
 def _forward_batches(
@@ -91,6 +94,7 @@ def _forward_batches(
     prepare: Callable[[torch.Tensor], torch.Tensor],
     device: torch.device,
     autocast: Callable[[], Any] | None,
+    progress: Progress | None,
 ) -> torch.Tensor:
     outs = []
     for x in batches:
@@ -101,4 +105,6 @@ def _forward_batches(
         else:
             y = fn(x)
         outs.append(y.float())
+        if progress is not None:
+            progress.update(len(x))
     return torch.cat(outs) if outs else torch.empty(0, device=device)

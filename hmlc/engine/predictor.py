@@ -13,7 +13,6 @@ impute and standardise them with the state fitted on their training rows.
 from __future__ import annotations
 
 import os
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from hmlc.engine.interrupt import ignore_stop_signals
 from hmlc.engine.tta import TestTimeAugmentation
 from hmlc.errors import CheckpointError, ConfigError, DataError, HmlcError
 from hmlc.hierarchy import LabelGraph
+from hmlc.progress import Progress
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -438,10 +438,7 @@ def load_member(
     path = Path(path)
     if runtime == "onnx":
         if path.suffix.lower() != ".onnx":
-            raise CheckpointError(
-                f"--runtime onnx runs exported models; export {path} first "
-                f"(hmlc export --checkpoint {path} --format onnx --out model.onnx) and pass the .onnx file"
-            )
+            raise CheckpointError(_onnx_export_advice(path))
         if not path.is_file():
             raise CheckpointError(f"ONNX model {path} does not exist")
         return OnnxMember(path, device)
@@ -450,6 +447,37 @@ def load_member(
     if path.suffix.lower() == ".onnx":
         raise CheckpointError(f"{path} is an ONNX export; run it with --runtime onnx")
     return TorchMember(load_model(path, device), device)
+
+
+def _onnx_export_advice(path: Path) -> str:
+    """What to run when ``--runtime onnx`` is given something that is not an .onnx file: a working
+    ``hmlc export`` command (from the checkpoint an export of another format was made from)."""
+    import shlex
+
+    from hmlc.engine.export import read_export_metadata
+
+    checkpoint, what = path, f"export {path} first"
+    if path.is_file():
+        out = path.with_suffix(".onnx")
+    else:
+        out = path.with_name(f"{path.name}.onnx") if path.name else Path("model.onnx")
+    if path.is_file() and path.suffix.lower() not in (".json", ".safetensors"):
+        try:
+            meta = read_export_metadata(path)
+        except CheckpointError:
+            meta = {}
+        if meta.get("source"):
+            kind = "TorchScript" if meta.get("format") == "hmlc-torchscript" else str(meta.get("format", "an"))
+            checkpoint = Path(meta["source"])
+            if not checkpoint.exists():
+                return (
+                    f"--runtime onnx runs exported .onnx files; {path} is a {kind} export of checkpoint "
+                    f"{checkpoint}, which is not found from here: run `hmlc export --checkpoint CHECKPOINT "
+                    f"--format onnx --out {shlex.quote(str(out))}` with that checkpoint and pass the .onnx file"
+                )
+            what = f"{path} is a {kind} export; export its checkpoint to ONNX"
+    command = shlex.join(["hmlc", "export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out)])
+    return f"--runtime onnx runs exported .onnx files; {what}: `{command}`, then pass --checkpoint {shlex.quote(str(out))}"
 
 
 def dataset_defaults(members: Sequence[EnsembleMember], dataset: str) -> tuple[dict[str, Any], str | None]:
@@ -668,7 +696,7 @@ class Predictor:
         tta: TestTimeAugmentation | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
-        progress: bool | None = None,
+        progress: bool = True,
         on_bad_image: str = "error",
     ) -> None:
         check_ensemble(members)
@@ -680,7 +708,8 @@ class Predictor:
         self.tta = tta
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        #: Report progress (a bar on a terminal, lines in a log; see :mod:`hmlc.progress`).
+        self.progress = progress
         #: "skip": an image that cannot be read gets no prediction (a NaN row) and its row goes to ``skipped``.
         self.on_bad_image = on_bad_image
         self.skipped: list[int] = []
@@ -712,8 +741,6 @@ class Predictor:
 
     def predict(self, inputs: PredictionInputs) -> np.ndarray:
         """Probabilities (N, K), float64: mean over members and TTA views of each one's probabilities."""
-        from tqdm import tqdm
-
         kinds = {m.pipeline.input_kind for m in self.members}
         given = "features" if isinstance(inputs.images, FeatureSource) else "image"
         if kinds != {given}:
@@ -729,10 +756,7 @@ class Predictor:
             worker_init_fn=ignore_stop_signals,  # Ctrl-C and SIGTERM are the main process's to handle
         )
         total = np.zeros((len(inputs), len(self.labels)), dtype=np.float64)
-        bar = tqdm(
-            total=len(inputs), desc="predict", unit="img", leave=False, disable=not self.progress, dynamic_ncols=True
-        )
-        try:
+        with Progress(len(inputs), "predict", unit="img", enabled=self.progress) as progress:
             for stacks, index, errors in loader:
                 failed = [i for i, e in enumerate(errors) if e]
                 if failed and self.on_bad_image != "skip":
@@ -745,24 +769,23 @@ class Predictor:
                     for member in members:
                         probs = member.probabilities(flat).reshape(batch, views, -1).mean(1)
                         total[rows] += probs.double().cpu().numpy()
-                bar.update(len(rows))
-        finally:
-            bar.close()
+                progress.update(len(rows))
         total[self.skipped] = np.nan
         return total / len(self.members)
-
 
     def _predict_vectors(self, inputs: PredictionInputs) -> np.ndarray:
         if self.tta is not None:
             raise ConfigError("--tta transforms images; models of feature vectors take no TTA")
         values = inputs.images.array()
         total = np.zeros((len(inputs), len(self.labels)), dtype=np.float64)
-        for start in range(0, len(values), self.batch_size):
-            rows = slice(start, start + self.batch_size)
-            for pipeline, members in self._groups:
-                batch = torch.from_numpy(np.ascontiguousarray(pipeline(values[rows])))
-                for member in members:
-                    total[rows] += member.probabilities(batch).double().cpu().numpy()
+        with Progress(len(values), "predict", unit="vectors", enabled=self.progress) as progress:
+            for start in range(0, len(values), self.batch_size):
+                rows = slice(start, start + self.batch_size)
+                for pipeline, members in self._groups:
+                    batch = torch.from_numpy(np.ascontiguousarray(pipeline(values[rows])))
+                    for member in members:
+                        total[rows] += member.probabilities(batch).double().cpu().numpy()
+                progress.update(len(values[rows]))
         return total / len(self.members)
 
 

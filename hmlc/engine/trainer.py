@@ -22,8 +22,9 @@ from hmlc.engine.interrupt import Interrupted, StopRequest, ignore_stop_signals
 from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
 from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
 from hmlc.errors import CheckpointError, ConfigError, DataError
-from hmlc.evaluation import LabelAUC, mean_auc, per_label_auc
+from hmlc.evaluation import LabelAUC, constant_prediction_labels, mean_auc, per_label_auc
 from hmlc.faults import fault_point
+from hmlc.progress import Progress
 
 __all__ = [
     "Trainer", "TrainResult", "EpochPosition", "train", "output_kind", "check_stages", "random_hflip",
@@ -123,6 +124,8 @@ class Trainer:
         #: The labels validation means are taken over (None: every label with both classes).
         self.mean_labels = _mean_labels(config.evaluation.labels, self.graph.labels, data.score_exclude)
         self.best_mean = -math.inf
+        #: Labels the last validation predicted one constant for (the model learned nothing of them).
+        self.constant_labels: list[str] = []
         self.progress = {"stage": 0, "epoch": 0}  # next stage index, epochs done in it
         self.history: list[dict[str, Any]] = []
         self.log = (
@@ -244,11 +247,12 @@ class Trainer:
             return None
         self.model.eval()
         skipped: list[int] | None = [] if self.config.data.on_bad_image == "skip" else None
-        outs = forward_images(
-            self.model, valid.images, self._prepare, self.rt.device,
-            batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
-            autocast=self.rt.autocast, skipped=skipped,
-        )
+        with self._progress_bar(len(valid), f"[{stage.name}] validation") as progress:
+            outs = forward_images(
+                self.model, valid.images, self._prepare, self.rt.device,
+                batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
+                autocast=self.rt.autocast, skipped=skipped, progress=progress,
+            )
         probs = outputs_to_probabilities(
             outs, self.graph, output_kind(stage), self.config.train.combine, self.data.multiclass
         ).cpu().numpy()
@@ -256,6 +260,12 @@ class Trainer:
         if skipped:  # scored without the images that could not be read
             self.valid_skipped.update(skipped)
             probs, codes = np.delete(probs, skipped, axis=0), np.delete(codes, skipped, axis=0)
+        self.constant_labels = [
+            label for label in constant_prediction_labels(probs, self.graph.labels)
+            if label not in self.data.score_exclude
+        ]
+        if self.constant_labels and len(probs) > 1:
+            self._say(f"warning: [{stage.name}] {_constant_warning(self.constant_labels, len(probs))}")
         return per_label_auc(codes, probs, self.graph.labels)
 
     # ---------------------------------------------------------- checkpoints
@@ -416,6 +426,8 @@ class Trainer:
         # The last epoch already validated these weights; evaluate only if none ran here.
         final = (last_val if epochs_run else self.evaluate(final_stage)) or []
         final = [a for a in final if a.label not in self.data.score_exclude]
+        if final and self.constant_labels and self.data.valid is not None and len(self.data.valid) > 1:
+            self._say(f"warning: final weights: {_constant_warning(self.constant_labels, len(self.data.valid))}")
         if completed:
             self._save("last", final_stage, final or None, with_state=True)
         if self.log is not None:
@@ -464,21 +476,20 @@ class Trainer:
         if self.rt.is_main:
             print(text, file=sys.stderr, flush=True)
 
-    def _progress_bar(self, total: int, desc: str) -> Any:
-        from tqdm import tqdm
-
-        enabled = self.config.train.progress and self.rt.is_main and sys.stderr.isatty()
-        return tqdm(total=total, desc=desc, leave=False, disable=not enabled, unit="img", dynamic_ncols=True)
+    def _progress_bar(self, total: int, desc: str) -> Progress:
+        """Progress of a pass over ``total`` images (rank 0 only; off with train.progress=false)."""
+        return Progress(total, desc, unit="img", enabled=self.config.train.progress and self.rt.is_main)
 
     def _features(self) -> torch.Tensor:
         """Backbone features of every training image, computed once (frozen backbone)."""
         self.model.eval()
         skipped: list[int] | None = [] if self.config.data.on_bad_image == "skip" else None
-        features = forward_images(
-            self.model.features, self.data.train.images, self._prepare, self.rt.device,
-            batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
-            autocast=self.rt.autocast, skipped=skipped,
-        )
+        with self._progress_bar(len(self.data.train), "backbone features (computed once)") as progress:
+            features = forward_images(
+                self.model.features, self.data.train.images, self._prepare, self.rt.device,
+                batch_size=self.config.evaluation.batch_size, num_workers=self.config.data.num_workers,
+                autocast=self.rt.autocast, skipped=skipped, progress=progress,
+            )
         self.skipped.update(skipped or ())  # their rows are never trained on (see _train_epoch)
         return features
 
@@ -633,6 +644,16 @@ def _epoch_position(checkpoint_dir: Path, meta: dict[str, Any], extra: dict[str,
         )
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"checkpoint {checkpoint_dir}: its epoch_position is incomplete; cannot resume") from None
+
+
+def _constant_warning(labels: list[str], n: int) -> str:
+    """One line naming the labels whose validation predictions are one constant."""
+    shown = ", ".join(labels[:8]) + (f" and {len(labels) - 8} more" if len(labels) > 8 else "")
+    return (
+        f"the model predicts one constant probability on all {n} validation samples for "
+        f"{len(labels)} label(s): {shown}; it has learned nothing of them (AUC 0.5): "
+        "check the learning rate, the backbone's initialisation and the data"
+    )
 
 
 def _mean_labels(

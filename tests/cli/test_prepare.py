@@ -209,3 +209,19 @@ def test_missing_images_are_reported_before_anything_is_decoded(export, cache, t
     err = _one_line_error(*_run(["prepare", *_sets(data)], capsys)[::2])
     assert "1 of 12 images listed in" in err and "missing" in err
     assert not _entries(cache)  # the train split, read first, was not built either
+
+
+def test_prepare_reports_fitting_worker_start_up_and_images_in_a_log(export, cache, capsys, monkeypatch) -> None:
+    from hmlc.data import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "POOL_MIN_IMAGES", 0)  # 60 images: a pool only because of this
+    monkeypatch.setenv("HMLC_PROGRESS_SECONDS", "0")
+    code, out, err = _run(["prepare", *_sets(export, "data.preprocessor=mean-template"), "--workers", "2"], capsys)
+    assert code == 0, err
+    lines = err.splitlines()
+    fitting = [line for line in lines if line.startswith("fitting mean-template: ")]
+    assert fitting and fitting[-1].startswith("fitting mean-template: 20/20 img (100%), ")
+    cached = [line for line in lines if line.startswith("cache train+valid: ")]
+    assert cached[0] == "cache train+valid: 0/60 img (0%), 0s elapsed, starting 2 worker processes"
+    assert cached[-1].startswith("cache train+valid: 60/60 img (100%), ") and "img/s" in cached[-1]
+    assert "60 images prepared in " in out

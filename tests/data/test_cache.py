@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from test_preprocess import LevelShift  # tests/data is on sys.path (no __init__.py)
 
+from hmlc.data import cache
 from hmlc.data.cache import (
+    CacheJob,
     MemmapImageSource,
     build_cache,
+    build_cache_entries,
     cache_inputs,
     cache_key,
     cache_root,
@@ -35,6 +38,12 @@ LABELS = list(SYNTHETIC_HIERARCHY.labels)
 def _no_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing a test does may touch the user's own cache folder."""
     monkeypatch.setenv("HMLC_CACHE", str(tmp_path / "hmlc-cache"))
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds with workers > 1 use a worker pool whatever their size (small ones run in process)."""
+    monkeypatch.setattr(cache, "POOL_MIN_IMAGES", 0)
 
 
 def _split(exported, name: str = "train", size: int | None = None) -> DatasetSplit:
@@ -117,7 +126,7 @@ def test_cached_pixels_equal_decoding_and_preprocessing(exported, tmp_path, prep
     assert again.already_complete and again.processed == 0
 
 
-def test_parallel_build_equals_serial_build(exported, tmp_path) -> None:
+def test_parallel_build_equals_serial_build(exported, tmp_path, pool) -> None:
     split = _split(exported)
     crop = CenterCrop(resize=30, crop=26)
     serial = build_cache(split, crop, 20, tmp_path / "serial", workers=1, progress=False)
@@ -131,7 +140,7 @@ class _Interrupt(Exception):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_an_interrupted_build_resumes_and_equals_an_uninterrupted_one(exported, tmp_path, workers) -> None:
+def test_an_interrupted_build_resumes_and_equals_an_uninterrupted_one(exported, tmp_path, workers, pool) -> None:
     split = _split(exported)
     fitted = LevelShift(size=20)
     fitted.fit(split.images)
@@ -240,6 +249,66 @@ class Crashing(CenterCrop):
         os._exit(1)  # what the kernel's OOM killer does to a worker
 
 
-def test_a_worker_that_dies_is_reported_with_what_to_do(exported, tmp_path) -> None:
+def test_a_worker_that_dies_is_reported_with_what_to_do(exported, tmp_path, pool) -> None:
     with pytest.raises(DataError, match="worker process died.*fewer --workers"):
         build_cache(_split(exported), Crashing(), 16, tmp_path / "e", workers=2, progress=False)
+
+
+def _jobs(exported, tmp_path: Path, preprocessor) -> list[CacheJob]:
+    jobs = []
+    for name in ("train", "valid"):
+        split = _split(exported, name)
+        jobs.append(CacheJob.of_split(name, split, tmp_path / name, _inputs(split, preprocessor, 16, split=name)))
+    return jobs
+
+
+def test_one_worker_pool_builds_every_split(exported, tmp_path, pool, monkeypatch) -> None:
+    started: list[int] = []
+    real_pool = cache.ProcessPoolExecutor
+
+    def counting_pool(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs["max_workers"])
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", counting_pool)
+    crop = CenterCrop(resize=30, crop=26)
+    builds = build_cache_entries(_jobs(exported, tmp_path / "pool", crop), crop, 16, workers=2, progress=False)
+    assert started == [2]  # one pool, not one per split
+    assert {name: (b.images, b.processed) for name, b in builds.items()} == {"train": (32, 32), "valid": (8, 8)}
+    for job in _jobs(exported, tmp_path / "serial", crop):
+        build_cache(_split(exported, job.name), crop, 16, job.entry_dir, workers=1, progress=False, inputs=job.inputs)
+        pooled = tmp_path / "pool" / job.name
+        assert json.loads((pooled / "index.json").read_text())["complete"] is True
+        assert (pooled / "images.u8").read_bytes() == (job.entry_dir / "images.u8").read_bytes()
+
+
+def test_a_small_build_runs_in_this_process(exported, tmp_path, monkeypatch) -> None:
+    def no_pool(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a worker pool was started for 40 images")
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", no_pool)
+    assert cache.POOL_MIN_IMAGES > 40
+    crop = CenterCrop(resize=30, crop=26)
+    builds = build_cache_entries(_jobs(exported, tmp_path, crop), crop, 16, workers=2, progress=False)
+    assert sum(b.processed for b in builds.values()) == 40
+
+
+def test_workers_import_neither_torch_nor_pandas(exported, tmp_path, pool) -> None:
+    from import_probe import ImportProbe  # tests/data is on sys.path
+
+    probe = ImportProbe(resize=20, crop=16)
+    assert probe(np.zeros((4, 4), np.uint8)).max() == 255  # this process has imported both
+    build_cache(_split(exported), probe, 16, tmp_path / "e", workers=2, progress=False)
+    assert _pixels(tmp_path / "e").max() == 0
+
+
+def test_a_build_reports_progress_in_a_log(exported, tmp_path, pool, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HMLC_PROGRESS_SECONDS", "0")
+    crop = CenterCrop(resize=30, crop=26)
+    build_cache_entries(_jobs(exported, tmp_path, crop), crop, 16, workers=2, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "cache train+valid: 0/40 img (0%), 0s elapsed, starting 2 worker processes"
+    assert lines[-1].startswith("cache train+valid: 40/40 img (100%), ") and "img/s" in lines[-1]
+    assert len(lines) >= 3
+    build_cache_entries(_jobs(exported, tmp_path / "quiet", crop), crop, 16, workers=2, progress=False)
+    assert capsys.readouterr().err == ""

@@ -34,6 +34,9 @@ earlier one wrote. Options in the comment:
 A block under ``<!-- file: NAME -->`` is written to the file NAME of the page's
 working directory before its commands run (the inputs the commands read).
 
+Progress is off (``HMLC_PROGRESS_SECONDS=off``): a bar leaves nothing on a terminal, and
+the timed lines of a log depend on the machine's speed.
+
 Paths: ``/tmp/`` in a command is a private temporary folder, written back as
 ``/tmp/`` in the output; the home folder is written ``~``. A line ``...`` alone
 stands for any number of lines, and ``...`` within a line for any text (for long
@@ -322,6 +325,9 @@ def run_block(block: Block, page: Page) -> tuple[list[str], list[str]]:
         PYTHONUNBUFFERED="1",
         HMLC_LOAD_PLUGINS=",".join(n for n in names if n),
         HMLC_OFFLINE="1",
+        # Progress lines in a log come every 10 s, so how many depends on the machine's speed;
+        # the blocks show what a terminal keeps once each progress bar has gone.
+        HMLC_PROGRESS_SECONDS="off",
     )
     env.pop("PYTEST_XDIST_WORKER", None)
     kinds = set(filter(None, block.options.get("normalise", "").split(",")))

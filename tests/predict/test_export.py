@@ -217,3 +217,42 @@ def test_max_constraint_exports_to_onnx_and_torchscript_equal_to_pytorch(chmcnn_
         _assert_coherent(got)
         with torch.no_grad():
             np.testing.assert_allclose(module(x).numpy(), expected, atol=1e-6, rtol=0)
+
+
+def _advised_command(err: str) -> list[str]:
+    """The `hmlc ...` command an error line advises, as arguments."""
+    import re
+    import shlex
+
+    match = re.search(r"`(hmlc export [^`]+)`", err)
+    assert match, err
+    return shlex.split(match.group(1))[1:]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_predict_onnx_on_a_torchscript_export_advises_an_export_that_works(
+    ct_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
+    folder = tmp_path / "synth"
+    export_synthetic(folder, n=8, seed=4, image_size=40, valid_fraction=0.5)
+    script = tmp_path / "export" / "model.pt"
+    code, _, err = run_hmlc(
+        ["export", "--checkpoint", str(ct_run), "--format", "torchscript", "--out", str(script), "--no-verify"],
+        capsys, monkeypatch,
+    )
+    assert code == 0, err
+    predict = ["predict", "--runtime", "onnx", str(folder / "valid"), "--out", str(tmp_path / "p.csv")]
+    for given in (script, ct_run):  # a TorchScript export, then a run directory
+        code, _, err = run_hmlc([*predict, "--checkpoint", str(given)], capsys, monkeypatch)
+        assert_one_line_error(code, err)
+        advised = _advised_command(err)
+        out = Path(advised[advised.index("--out") + 1])
+        assert out.suffix == ".onnx" and f"then pass --checkpoint {out}" in err
+        code, _, err = run_hmlc(advised, capsys, monkeypatch)
+        assert code == 0, err
+        code, _, err = run_hmlc([*predict, "--checkpoint", str(out)], capsys, monkeypatch)
+        assert code == 0, err
+    assert (script.with_suffix(".onnx")).is_file()
