@@ -115,6 +115,9 @@ class _Levels(torch.nn.Module):
     source_offsets: List[int]
     source_sizes: List[int]
     widths: List[int]
+    level_start: List[int]
+    level_columns: List[int]
+    column_sizes: List[int]
 
     def __init__(self, num_labels: int, groups: Tuple[LevelGroup, ...]) -> None:
         super().__init__()
@@ -134,6 +137,46 @@ class _Levels(torch.nn.Module):
         self.source_sizes = [len(s) for s in sources]
         self.widths = [int(g.sources.shape[1]) for g in groups]
         self.num_labels = num_labels
+        self._init_levels(groups, row)
+
+    def _init_levels(self, groups: Tuple[LevelGroup, ...], row: np.ndarray) -> None:
+        """The layout of :meth:`fold_rows`: whole levels, one gather per source column.
+
+        Consecutive groups merge into one level while none reads a target of the level (so
+        every source is final before the level runs). Within a level the targets are laid out
+        by width falling: source column ``j`` then exists for a prefix of the level's rows, and
+        a level is ``W`` gathers and ``W`` in-place updates however its widths split.
+        """
+        levels: List[List[LevelGroup]] = []
+        in_level = np.zeros(self.num_labels, dtype=bool)
+        for g in groups:
+            if not levels or in_level[g.sources].any():
+                levels.append([])
+                in_level[:] = False
+            levels[-1].append(g)
+            in_level[g.targets] = True
+        for level in levels:
+            level.sort(key=lambda g: int(g.sources.shape[1]))
+        order = [np.setdiff1d(np.arange(self.num_labels), np.concatenate([np.zeros(0, np.int64)] + [g.targets for g in groups]))]
+        columns: List[np.ndarray] = []
+        self.level_start = [len(order[0])]
+        self.column_sizes = []
+        self.level_columns = [0]
+        for level in levels:
+            level = level[::-1]  # widest first
+            order.extend(g.targets for g in level)
+            self.level_start.append(self.level_start[-1] + sum(len(g.targets) for g in level))
+            for j in range(int(level[0].sources.shape[1])):
+                columns.append(np.concatenate([g.sources[:, j] for g in level if g.sources.shape[1] > j]))
+                self.column_sizes.append(len(columns[-1]))
+            self.level_columns.append(len(self.column_sizes))
+        fast_order = np.concatenate(order)
+        fast_row = np.empty(self.num_labels, dtype=np.int64)
+        fast_row[fast_order] = np.arange(self.num_labels)
+        index = np.concatenate([np.zeros(0, np.int64)] + [fast_row[c] for c in columns])
+        self.register_buffer("level_order", torch.from_numpy(fast_order), persistent=False)
+        self.register_buffer("level_inverse", torch.from_numpy(fast_row), persistent=False)
+        self.register_buffer("column_index", torch.from_numpy(index), persistent=False)
 
     def rows(self, values: Tensor) -> Tensor:
         """(..., K) -> label-major (K, R) in level order."""
@@ -181,9 +224,50 @@ class _Levels(torch.nn.Module):
                 rows[a:b] = own[a:b] * got
         return rows
 
+    @torch.jit.unused
+    def fold_rows(self, values: Tensor, kind: int, sigmoid: bool) -> Tensor:
+        """What ``values(fold(rows(f(values)), kind), values)`` gives, f the sigmoid or the identity,
+        bitwise, for inference (no autograd, eager): fewer passes over memory and operations per level.
+
+        The sigmoid runs in place on the label-major copy (elementwise, so each value rounds as in
+        :func:`_sigmoid`), and each level is a few in-place row updates: for every source column
+        ``j`` one gather into an accumulator; the accumulated product (min, max) meets the target's
+        own row last, as in :meth:`fold`.
+        """
+        flat = values.reshape(-1, self.num_labels)
+        # A copy even where the transpose is already contiguous (one row or one label): updated in place below.
+        rows = flat.t().clone(memory_format=torch.contiguous_format)
+        if sigmoid:
+            rows.neg_().exp_().add_(1.0).reciprocal_()
+        rows = rows.index_select(0, self.level_order)
+        columns = self.column_index.split(self.column_sizes)
+        for i in range(len(self.level_start) - 1):
+            a, b = self.level_start[i], self.level_start[i + 1]
+            c0, c1 = self.level_columns[i], self.level_columns[i + 1]
+            acc = rows.index_select(0, columns[c0])
+            for c in range(c0 + 1, c1):
+                part = acc[: self.column_sizes[c]]
+                got = rows.index_select(0, columns[c])
+                if kind == 1:
+                    part.mul_(got)
+                elif kind == 2:
+                    torch.minimum(part, got, out=part)
+                else:
+                    torch.maximum(part, got, out=part)
+            if kind == 3:
+                torch.maximum(rows[a:b], acc, out=rows[a:b])
+            else:
+                rows[a:b].mul_(acc)
+        return rows.index_select(0, self.level_inverse).t().reshape(values.shape)
+
 
 def _float(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype == torch.float16 or logits.dtype == torch.bfloat16 else logits
+
+
+def _eager_inference() -> bool:
+    """True outside autograd, tracing and ONNX export: where :meth:`_Levels.fold_rows` may run."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 def _sigmoid(x: Tensor) -> Tensor:
@@ -267,6 +351,9 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
+        if not torch.jit.is_scripting():
+            if _eager_inference():
+                return lv.fold_rows(x, self.mode, True)
         return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
 
 
