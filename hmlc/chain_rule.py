@@ -117,6 +117,7 @@ class _Levels(torch.nn.Module):
     widths: List[int]
     level_start: List[int]
     level_columns: List[int]
+    level_widths: List[int]
     column_sizes: List[int]
 
     def __init__(self, num_labels: int, groups: Tuple[LevelGroup, ...]) -> None:
@@ -150,7 +151,8 @@ class _Levels(torch.nn.Module):
         levels: List[List[LevelGroup]] = []
         in_level = np.zeros(self.num_labels, dtype=bool)
         for g in groups:
-            if not levels or in_level[g.sources].any():
+            wide = int(g.sources.shape[1]) > MERGE_WIDTH
+            if not levels or wide or in_level[g.sources].any() or int(levels[-1][0].sources.shape[1]) > MERGE_WIDTH:
                 levels.append([])
                 in_level[:] = False
             levels[-1].append(g)
@@ -160,15 +162,23 @@ class _Levels(torch.nn.Module):
         order = [np.setdiff1d(np.arange(self.num_labels), np.concatenate([np.zeros(0, np.int64)] + [g.targets for g in groups]))]
         columns: List[np.ndarray] = []
         self.level_start = [len(order[0])]
+        self.level_widths = []
         self.column_sizes = []
         self.level_columns = [0]
         for level in levels:
             level = level[::-1]  # widest first
             order.extend(g.targets for g in level)
             self.level_start.append(self.level_start[-1] + sum(len(g.targets) for g in level))
-            for j in range(int(level[0].sources.shape[1])):
-                columns.append(np.concatenate([g.sources[:, j] for g in level if g.sources.shape[1] > j]))
+            width = int(level[0].sources.shape[1])
+            if width > MERGE_WIDTH:  # one wide group: one gather of all its sources, reduced as in fold
+                self.level_widths.append(width)
+                columns.append(level[0].sources.reshape(-1))
                 self.column_sizes.append(len(columns[-1]))
+            else:
+                self.level_widths.append(0)
+                for j in range(width):
+                    columns.append(np.concatenate([g.sources[:, j] for g in level if g.sources.shape[1] > j]))
+                    self.column_sizes.append(len(columns[-1]))
             self.level_columns.append(len(self.column_sizes))
         fast_order = np.concatenate(order)
         fast_row = np.empty(self.num_labels, dtype=np.int64)
@@ -245,6 +255,10 @@ class _Levels(torch.nn.Module):
             a, b = self.level_start[i], self.level_start[i + 1]
             c0, c1 = self.level_columns[i], self.level_columns[i + 1]
             acc = rows.index_select(0, columns[c0])
+            w = self.level_widths[i]
+            if w:
+                acc = acc.reshape(-1, w, rows.shape[1])
+                acc = acc.prod(1) if kind == 1 else acc.amin(1) if kind == 2 else acc.amax(1)
             for c in range(c0 + 1, c1):
                 part = acc[: self.column_sizes[c]]
                 got = rows.index_select(0, columns[c])
@@ -356,6 +370,9 @@ class ChainRule(torch.nn.Module):
                 return lv.fold_rows(x, self.mode, True)
         return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
 
+
+#: Widest group :meth:`_Levels.fold_rows` merges into a level column by column; wider ones run alone.
+MERGE_WIDTH = 8
 
 #: Values per chunk when a function below runs a module over a large batch (keeps buffers in cache).
 CHUNK_ELEMENTS = 1 << 17

@@ -60,3 +60,4 @@ def test_fast_path_on_a_wide_dag_with_several_parents_per_level() -> None:
         assert fast.shape == x.shape
         assert torch.equal(fast, slow)
     assert max(ChainRule(graph).levels.widths) >= 3
+    assert any(MaxConstraint(graph).levels.level_widths)  # groups wider than MERGE_WIDTH run alone
