@@ -115,10 +115,6 @@ class _Levels(torch.nn.Module):
     source_offsets: List[int]
     source_sizes: List[int]
     widths: List[int]
-    level_start: List[int]
-    level_columns: List[int]
-    level_widths: List[int]
-    column_sizes: List[int]
 
     def __init__(self, num_labels: int, groups: Tuple[LevelGroup, ...]) -> None:
         super().__init__()
@@ -138,55 +134,6 @@ class _Levels(torch.nn.Module):
         self.source_sizes = [len(s) for s in sources]
         self.widths = [int(g.sources.shape[1]) for g in groups]
         self.num_labels = num_labels
-        self._init_levels(groups, row)
-
-    def _init_levels(self, groups: Tuple[LevelGroup, ...], row: np.ndarray) -> None:
-        """The layout of :meth:`fold_rows`: whole levels, one gather per source column.
-
-        Consecutive groups merge into one level while none reads a target of the level (so
-        every source is final before the level runs). Within a level the targets are laid out
-        by width falling: source column ``j`` then exists for a prefix of the level's rows, and
-        a level is ``W`` gathers and ``W`` in-place updates however its widths split.
-        """
-        levels: List[List[LevelGroup]] = []
-        in_level = np.zeros(self.num_labels, dtype=bool)
-        for g in groups:
-            wide = int(g.sources.shape[1]) > MERGE_WIDTH
-            if not levels or wide or in_level[g.sources].any() or int(levels[-1][0].sources.shape[1]) > MERGE_WIDTH:
-                levels.append([])
-                in_level[:] = False
-            levels[-1].append(g)
-            in_level[g.targets] = True
-        for level in levels:
-            level.sort(key=lambda g: int(g.sources.shape[1]))
-        order = [np.setdiff1d(np.arange(self.num_labels), np.concatenate([np.zeros(0, np.int64)] + [g.targets for g in groups]))]
-        columns: List[np.ndarray] = []
-        self.level_start = [len(order[0])]
-        self.level_widths = []
-        self.column_sizes = []
-        self.level_columns = [0]
-        for level in levels:
-            level = level[::-1]  # widest first
-            order.extend(g.targets for g in level)
-            self.level_start.append(self.level_start[-1] + sum(len(g.targets) for g in level))
-            width = int(level[0].sources.shape[1])
-            if width > MERGE_WIDTH:  # one wide group: one gather of all its sources, reduced as in fold
-                self.level_widths.append(width)
-                columns.append(level[0].sources.reshape(-1))
-                self.column_sizes.append(len(columns[-1]))
-            else:
-                self.level_widths.append(0)
-                for j in range(width):
-                    columns.append(np.concatenate([g.sources[:, j] for g in level if g.sources.shape[1] > j]))
-                    self.column_sizes.append(len(columns[-1]))
-            self.level_columns.append(len(self.column_sizes))
-        fast_order = np.concatenate(order)
-        fast_row = np.empty(self.num_labels, dtype=np.int64)
-        fast_row[fast_order] = np.arange(self.num_labels)
-        index = np.concatenate([np.zeros(0, np.int64)] + [fast_row[c] for c in columns])
-        self.register_buffer("level_order", torch.from_numpy(fast_order), persistent=False)
-        self.register_buffer("level_inverse", torch.from_numpy(fast_row), persistent=False)
-        self.register_buffer("column_index", torch.from_numpy(index), persistent=False)
 
     def rows(self, values: Tensor) -> Tensor:
         """(..., K) -> label-major (K, R) in level order."""
@@ -236,43 +183,17 @@ class _Levels(torch.nn.Module):
 
     @torch.jit.unused
     def fold_rows(self, values: Tensor, kind: int, sigmoid: bool) -> Tensor:
-        """What ``values(fold(rows(f(values)), kind), values)`` gives, f the sigmoid or the identity,
-        bitwise, for inference (no autograd, eager): fewer passes over memory and operations per level.
-
-        The sigmoid runs in place on the label-major copy (elementwise, so each value rounds as in
-        :func:`_sigmoid`), and each level is a few in-place row updates: for every source column
-        ``j`` one gather into an accumulator; the accumulated product (min, max) meets the target's
-        own row last, as in :meth:`fold`.
+        """``values(fold(rows(f(values)), kind), values)``, f the sigmoid or the identity, for inference
+        (no autograd, eager): the sigmoid runs in place on the label-major copy instead of on a
+        sample-major one, one pass less over memory and no buffer; elementwise, so every value
+        rounds as in :func:`_sigmoid`.
         """
         flat = values.reshape(-1, self.num_labels)
         # A copy even where the transpose is already contiguous (one row or one label): updated in place below.
         rows = flat.t().clone(memory_format=torch.contiguous_format)
         if sigmoid:
             rows.neg_().exp_().add_(1.0).reciprocal_()
-        rows = rows.index_select(0, self.level_order)
-        columns = self.column_index.split(self.column_sizes)
-        for i in range(len(self.level_start) - 1):
-            a, b = self.level_start[i], self.level_start[i + 1]
-            c0, c1 = self.level_columns[i], self.level_columns[i + 1]
-            acc = rows.index_select(0, columns[c0])
-            w = self.level_widths[i]
-            if w:
-                acc = acc.reshape(-1, w, rows.shape[1])
-                acc = acc.prod(1) if kind == 1 else acc.amin(1) if kind == 2 else acc.amax(1)
-            for c in range(c0 + 1, c1):
-                part = acc[: self.column_sizes[c]]
-                got = rows.index_select(0, columns[c])
-                if kind == 1:
-                    part.mul_(got)
-                elif kind == 2:
-                    torch.minimum(part, got, out=part)
-                else:
-                    torch.maximum(part, got, out=part)
-            if kind == 3:
-                torch.maximum(rows[a:b], acc, out=rows[a:b])
-            else:
-                rows[a:b].mul_(acc)
-        return rows.index_select(0, self.level_inverse).t().reshape(values.shape)
+        return self.values(self.fold(rows.index_select(0, self.order), kind), values)
 
 
 def _float(logits: Tensor) -> Tensor:
@@ -370,9 +291,6 @@ class ChainRule(torch.nn.Module):
                 return lv.fold_rows(x, self.mode, True)
         return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
 
-
-#: Widest group :meth:`_Levels.fold_rows` merges into a level column by column; wider ones run alone.
-MERGE_WIDTH = 8
 
 #: Values per chunk when a function below runs a module over a large batch (keeps buffers in cache).
 CHUNK_ELEMENTS = 1 << 17

@@ -1,8 +1,8 @@
-"""The inference fast path of the level walk (``_Levels.fold_rows``) against the per-group walk.
+"""The inference path of the level walk (``_Levels.fold_rows``) against the autograd path.
 
-Without autograd, the chain rule and the max-constraint module take ``fold_rows`` (whole
-levels, in-place updates, the sigmoid fused into the label-major copy); with autograd,
-tracing or TorchScript they take ``fold``. Both must give the same floats, bit for bit.
+Without autograd, the chain rule and the max-constraint module take ``fold_rows`` (the sigmoid
+in place on the label-major copy, the walk in place); with autograd, tracing or TorchScript
+they take ``rows``, ``fold`` on a copy and ``values``. Both must give the same floats, bit for bit.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _both(module: torch.nn.Module, x: torch.Tensor, fn: str = "forward") -> tupl
 
 
 def _wide_dag(k: int, extra: int, seed: int) -> LabelGraph:
-    """Labels in a random order, one earlier parent each, ``extra`` more edges: levels of mixed widths."""
+    """Labels in a random order, one earlier parent each, ``extra`` more edges: groups of mixed widths."""
     rng = np.random.default_rng(seed)
     edges = {(int(rng.integers(0, i)), i) for i in range(2, k)}
     while len(edges) < k - 2 + extra:
@@ -53,11 +53,10 @@ def test_fast_path_is_bitwise_the_group_walk(graph: LabelGraph, rows: int, seed:
 
 
 def test_fast_path_on_a_wide_dag_with_several_parents_per_level() -> None:
-    graph = _wide_dag(600, 500, seed=3)  # up to several parents, many children: merged levels of mixed widths
+    graph = _wide_dag(600, 500, seed=3)  # several parents, many children: groups of mixed widths
     x = torch.randn(3, 5, len(graph), generator=torch.Generator().manual_seed(0)) * 4  # leading dimensions kept
     for module in (ChainRule(graph, "product"), ChainRule(graph, "min"), MaxConstraint(graph)):
         fast, slow = _both(module, x)
         assert fast.shape == x.shape
         assert torch.equal(fast, slow)
     assert max(ChainRule(graph).levels.widths) >= 3
-    assert any(MaxConstraint(graph).levels.level_widths)  # groups wider than MERGE_WIDTH run alone
