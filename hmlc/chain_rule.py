@@ -181,28 +181,9 @@ class _Levels(torch.nn.Module):
                 rows[a:b] = own[a:b] * got
         return rows
 
-    @torch.jit.unused
-    def fold_rows(self, values: Tensor, kind: int, sigmoid: bool) -> Tensor:
-        """``values(fold(rows(f(values)), kind), values)``, f the sigmoid or the identity, for inference
-        (no autograd, eager): the sigmoid runs in place on the label-major copy instead of on a
-        sample-major one, one pass less over memory and no buffer; elementwise, so every value
-        rounds as in :func:`_sigmoid`.
-        """
-        flat = values.reshape(-1, self.num_labels)
-        # A copy even where the transpose is already contiguous (one row or one label): updated in place below.
-        rows = flat.t().clone(memory_format=torch.contiguous_format)
-        if sigmoid:
-            rows.neg_().exp_().add_(1.0).reciprocal_()
-        return self.values(self.fold(rows.index_select(0, self.order), kind), values)
-
 
 def _float(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype == torch.float16 or logits.dtype == torch.bfloat16 else logits
-
-
-def _eager_inference() -> bool:
-    """True outside autograd, tracing and ONNX export: where :meth:`_Levels.fold_rows` may run."""
-    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 def _sigmoid(x: Tensor) -> Tensor:
@@ -286,9 +267,6 @@ class ChainRule(torch.nn.Module):
         x = _float(logits)
         # Products of numbers in [0, 1] never exceed a factor, and rounding is
         # monotone: p(child) <= p(parent) holds exactly, with no clamp.
-        if not torch.jit.is_scripting():
-            if _eager_inference():
-                return lv.fold_rows(x, self.mode, True)
         return lv.values(lv.fold(lv.rows(_sigmoid(x)), self.mode), x)
 
 

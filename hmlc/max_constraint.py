@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hmlc.chain_rule import _eager_inference, _float, _Levels, _sigmoid, _weighted_mean, in_chunks
+from hmlc.chain_rule import _float, _Levels, _sigmoid, _weighted_mean, in_chunks
 from hmlc.errors import ConfigError
 from hmlc.hierarchy.graph import LabelGraph
 
@@ -52,22 +52,12 @@ class MaxConstraint(torch.nn.Module):
     @torch.jit.export
     def propagate(self, values: Tensor) -> Tensor:
         """(..., K) -> (..., K): each label's max over itself and its descendants."""
-        self._check(values)
-        if not torch.jit.is_scripting():
-            if _eager_inference():
-                return self.levels.fold_rows(values, 3, False)
-        return self.levels.values(self.levels.fold(self.levels.rows(values), 3), values)
-
-    def _check(self, values: Tensor) -> None:
         if values.shape[-1] != self.num_labels:
             raise ValueError(f"max constraint expects {self.num_labels} columns, got shape {values.shape}")
+        return self.levels.values(self.levels.fold(self.levels.rows(values), 3), values)
 
     def forward(self, logits: Tensor) -> Tensor:
         """Coherent probabilities (..., K): h_parent >= h_child on every edge."""
-        if not torch.jit.is_scripting():
-            if _eager_inference():
-                self._check(logits)
-                return self.levels.fold_rows(_float(logits), 3, True)
         return self.propagate(_sigmoid(_float(logits)))
 
 
