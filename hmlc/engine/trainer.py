@@ -536,7 +536,11 @@ class Trainer:
         total = torch.full((), position.loss_sum, dtype=torch.float64, device=self.rt.device)
         n_images, steps = position.n_images, position.steps
         bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
-        if features is not None or self._train_vectors is not None:
+        vectors = None
+        if features is None and self._train_vectors is not None:
+            with torch.no_grad():  # standardised once per epoch, not per step (elementwise: the same floats)
+                vectors = self._prepare(self._train_vectors)
+        if features is not None or vectors is not None:
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
             batches = [order[i : i + cfg.train.batch_size] for i in range(0, len(order), cfg.train.batch_size)]
             iterator: Any = ((None, b) for b in batches)
@@ -560,8 +564,8 @@ class Trainer:
             with self.rt.autocast():
                 if features is not None:
                     out = train_module(features[idx_dev])
-                elif self._train_vectors is not None:
-                    out = train_module(self._prepare(self._train_vectors[idx_dev]))
+                elif vectors is not None:
+                    out = train_module(vectors.index_select(0, idx_dev))
                 else:
                     x = self._flip(x.to(self.rt.device, non_blocking=True), generator)
                     out = train_module(self._prepare(x))

@@ -24,17 +24,48 @@ class LabelAUC:
     n_excluded: int
 
 
+def _positive_rank_sums(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per row of ``scores`` (labels, samples): the sum of the positives' midranks (1-based, ties averaged)."""
+    order = np.argsort(scores, axis=1)  # any order of ties: their ranks are averaged
+    ranked = np.take_along_axis(scores, order, axis=1)
+    n = ranked.shape[1]
+    at = np.arange(n, dtype=np.int32)
+    first = np.ones(ranked.shape, dtype=bool)
+    first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    last = np.ones(ranked.shape, dtype=bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, at, 0), axis=1)  # each tie group's first position
+    end = np.minimum.accumulate(np.where(last, at, n)[:, ::-1], axis=1)[:, ::-1]  # and its last
+    midrank = (start + end) / 2 + 1
+    return (midrank * np.take_along_axis(positive, order, axis=1)).sum(axis=1)
+
+
 def per_label_auc(codes: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> list[LabelAUC]:
-    """AUC of ``probs[:, k]`` against ``codes[:, k]`` where the code is 0 or 1."""
-    out = []
-    for k, label in enumerate(labels):
-        y = codes[:, k]
-        known = (y == 0) | (y == 1)
-        yk, pk = y[known], probs[known, k]
-        n_pos, n_neg = int((yk == 1).sum()), int((yk == 0).sum())
-        auc = float(roc_auc_score(yk, pk)) if n_pos and n_neg else math.nan
-        out.append(LabelAUC(label, auc, n_pos, n_neg, int((~known).sum())))
-    return out
+    """AUC of ``probs[:, k]`` against ``codes[:, k]`` where the code is 0 or 1.
+
+    The AUC is the Mann-Whitney statistic on midranks (ties count one half), the value of
+    scikit-learn's ``roc_auc_score``; labels whose rows are all known share one ranking of
+    the columns, so thousands of labels (the Gene Ontology) cost one vectorised sort.
+    """
+    codes = np.asarray(codes)
+    probs = np.asarray(probs)
+    known = (codes == 0) | (codes == 1)
+    positive = codes == 1
+    n_pos = (positive & known).sum(axis=0)
+    n_neg = known.sum(axis=0) - n_pos
+    full = known.all(axis=0) & (n_pos > 0) & (n_neg > 0) & ~np.isnan(probs).any(axis=0)
+    aucs = np.full(len(labels), math.nan)
+    if full.any():
+        rank_sum = _positive_rank_sums(probs[:, full].T, positive[:, full].T)
+        pos, neg = n_pos[full].astype(np.float64), n_neg[full].astype(np.float64)
+        aucs[full] = (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+    for k in np.flatnonzero(~full & (n_pos > 0) & (n_neg > 0)):  # some rows unknown (or NaN): scikit-learn
+        aucs[k] = roc_auc_score(codes[known[:, k], k], probs[known[:, k], k])
+    excluded = len(codes) - known.sum(axis=0)
+    return [
+        LabelAUC(label, float(auc), int(p), int(n), int(e))
+        for label, auc, p, n, e in zip(labels, aucs.tolist(), n_pos.tolist(), n_neg.tolist(), excluded.tolist())
+    ]
 
 
 def mean_auc(aucs: Sequence[LabelAUC], labels: Sequence[str] | None = None) -> float:

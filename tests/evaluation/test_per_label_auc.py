@@ -1,0 +1,34 @@
+"""per_label_auc (vectorised midranks for fully known labels) against scikit-learn label by label."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from hmlc.evaluation.metrics import per_label_auc
+
+
+def test_per_label_auc_equals_scikit_learn_with_ties_unknown_codes_and_one_class_labels() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 300, 40
+    codes = (rng.random((n, k)) < rng.uniform(0.02, 0.5, k)).astype(np.float32)
+    codes[:, 0] = 0  # no positive: NaN
+    codes[:, 1] = 1  # no negative: NaN
+    codes[rng.random(n) < 0.2, 2] = -1  # uncertain rows left out
+    codes[rng.random(n) < 0.2, 3] = np.nan  # blank rows left out
+    probs = np.round(rng.random((n, k)), 1).astype(np.float32)  # many ties
+    probs[:, 4] = 0.5  # a constant score: 0.5
+    labels = [f"L{j}" for j in range(k)]
+    got = per_label_auc(codes, probs, labels)
+    assert [a.label for a in got] == labels
+    for j, a in enumerate(got):
+        y = codes[:, j]
+        known = (y == 0) | (y == 1)
+        assert (a.n_pos, a.n_neg, a.n_excluded) == (int((y == 1).sum()), int((y == 0).sum()), int((~known).sum()))
+        if a.n_pos and a.n_neg:
+            assert math.isclose(a.auc, roc_auc_score(y[known], probs[known, j]), rel_tol=0, abs_tol=1e-12)
+        else:
+            assert math.isnan(a.auc)
+    assert got[4].auc == 0.5
