@@ -44,7 +44,7 @@ __all__ = ["BenchmarkFile", "Experiment", "EvalDataset", "read_benchmark_file", 
 
 _TOP_KEYS = {"experiments", "datasets", "bootstrap", "seed", "description"}
 _EXPERIMENT_KEYS = {"name", "config", "preset", "set", "checkpoint"}
-_DATASET_KEYS = {"name", "dataset", "root", "params", "split", "hierarchy", "closure", "label_maps"}
+_DATASET_KEYS = {"name", "dataset", "root", "params", "split", "hierarchy", "closure", "label_maps", "labels"}
 
 
 @dataclass
@@ -167,6 +167,10 @@ def read_benchmark_file(path: Path) -> BenchmarkFile:
         entry["params"] = dict(entry.get("params") or {})
         if entry.get("closure") is not None and not isinstance(entry["closure"], bool):
             raise ConfigError(f"{here}: 'closure' must be true or false")
+        chosen = entry.get("labels")
+        if chosen is not None and (not isinstance(chosen, list) or not chosen
+                                   or not all(isinstance(x, str) and x for x in chosen)):
+            raise ConfigError(f"{here}: 'labels' must be a non-empty list of the dataset's label names")
         maps = entry.get("label_maps") or {}
         if not isinstance(maps, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in maps.items()):
             raise ConfigError(f"{here}: 'label_maps' must map an experiment's hierarchy to a label map name")
@@ -216,6 +220,12 @@ def plan_matrix(path: Path, out: Path) -> BenchmarkFile:
             hierarchy=e.get("hierarchy"), closure=e.get("closure"),
         )
         roots.append(ds.split.root)
+        unknown = [x for x in e.get("labels") or () if x not in ds.split.labels]
+        if unknown:
+            raise ConfigError(
+                f"{_where(bench.path)}: dataset {ds.name!r}: labels {', '.join(map(repr, unknown))} are not in its "
+                f"hierarchy {ds.split.hierarchy!r} (`hmlc hierarchy show {ds.split.hierarchy}`)"
+            )
     for ds in bench.datasets:
         for exp in bench.experiments:
             bench.maps[exp.name, ds.name] = _cell_map(bench.path, exp, ds)
@@ -291,6 +301,19 @@ def map_cell(
     return c, p, shared, unmapped
 
 
+def _chosen(
+    chosen: list[str] | None, direction: str, codes: np.ndarray, probs: np.ndarray, shared: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The shared labels restricted to the dataset's ``labels`` (names of the dataset's hierarchy).
+
+    When the truth is mapped into the model's labels the names are the model's: nothing is restricted.
+    """
+    if not chosen or direction == "labels":
+        return codes, probs, shared
+    keep = [k for k, label in enumerate(shared) if label in chosen]
+    return codes[:, keep], probs[:, keep], tuple(shared[k] for k in keep)
+
+
 def _cell_key(bench: BenchmarkFile, exp: Experiment, ds: EvalDataset, checkpoint: Path) -> str:
     """What a cell's result depends on: both entries of the file, the map, the bootstrap, the model's metadata."""
     meta = (checkpoint / "meta.json").read_bytes() if (checkpoint / "meta.json").is_file() else b""
@@ -343,6 +366,7 @@ def _run(bench: BenchmarkFile, out: Path) -> dict[str, Any]:
             probs, model_labels = predict_split(checkpoint, ds.split)
             map_name, direction = bench.maps[exp.name, ds.name]
             codes, mapped, shared, unmapped = map_cell(direction, map_name, probs, model_labels, ds.split)
+            codes, mapped, shared = _chosen(ds.entry.get("labels"), direction, codes, mapped, shared)
             scores = score(ds.split.ids, codes, mapped, shared, exclude=ds.split.score_exclude,
                            n_boot=bench.bootstrap, seed=bench.seed)
             cell = {
