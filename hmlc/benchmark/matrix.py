@@ -106,6 +106,13 @@ def _keys(entry: Any, allowed: set[str], where: str) -> dict[str, Any]:
     return entry
 
 
+def _entry(raw: Any, allowed: set[str], position: str, kind: str) -> tuple[dict[str, Any], str, str]:
+    """A list entry of the file as (a copy, its name, how errors name it), its keys and name checked."""
+    entry = dict(_keys(raw, allowed, position))
+    name = _name(entry.get("name"), position)
+    return entry, name, f"{kind} {name!r}"
+
+
 def _relative(base: Path, value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where} must be a path, got {value!r}")
@@ -132,10 +139,7 @@ def read_benchmark_file(path: Path) -> BenchmarkFile:
     base = path.parent
     experiments: list[Experiment] = []
     for i, raw in enumerate(data["experiments"]):
-        here = f"{where}: experiments[{i}]"
-        entry = dict(_keys(raw, _EXPERIMENT_KEYS, here))
-        name = _name(entry.get("name"), here)
-        here = f"{where}: experiment {name!r}"
+        entry, name, here = _entry(raw, _EXPERIMENT_KEYS, f"{where}: experiments[{i}]", f"{where}: experiment")
         given = [k for k in ("config", "preset", "checkpoint") if entry.get(k) is not None]
         sets = entry.get("set") or []
         if "checkpoint" in given and len(given) > 1 or not given and not sets:
@@ -153,10 +157,7 @@ def read_benchmark_file(path: Path) -> BenchmarkFile:
         experiments.append(Experiment(name, entry))
     datasets: list[EvalDataset] = []
     for i, raw in enumerate(data["datasets"]):
-        here = f"{where}: datasets[{i}]"
-        entry = dict(_keys(raw, _DATASET_KEYS, here))
-        name = _name(entry.get("name"), here)
-        here = f"{where}: dataset {name!r}"
+        entry, name, here = _entry(raw, _DATASET_KEYS, f"{where}: datasets[{i}]", f"{where}: dataset")
         for key in ("dataset", "split"):
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise ConfigError(f"{here}: '{key}' is required (a registered dataset and one of its splits)")
