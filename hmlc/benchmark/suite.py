@@ -218,8 +218,9 @@ def _config(suite: BenchmarkSuite, request: SuiteRequest, dataset: str, method: 
 
 def plan_suite(name: str, request: SuiteRequest, out: Path) -> tuple[BenchmarkSuite, dict[str, tuple[Any, ...]]]:
     """Check the suite, the choice of datasets and methods, the grid and every configuration; trains nothing."""
-    from hmlc.engine.experiment import check_experiment
     from hmlc.cli.paths import experiment_inputs
+    from hmlc.engine.experiment import check_experiment
+    from hmlc.plugins import get_host
 
     suite = resolve_suite(name)
     for what, chosen, known in (("--datasets", request.datasets, suite.datasets),
@@ -238,6 +239,9 @@ def plan_suite(name: str, request: SuiteRequest, out: Path) -> tuple[BenchmarkSu
             for _, overrides in _settings(grid):
                 config = _config(suite, request, dataset, method, overrides)
                 check_experiment(config)
+            reader = get_host().dataset(config.data.dataset)
+            for split in {*suite.selection, *suite.final}:
+                reader.check_split(split)
             inputs += experiment_inputs(config)
     check_out_folder(out, inputs)
     return suite, grid

@@ -259,3 +259,21 @@ def test_a_changed_dataset_entry_rescores_only_its_cells(data: tuple[Path, Path]
     assert run(["benchmark", "--config", bench, "--out", out], capsys)[0] == 0
     assert seen == ["chexpert", "chexpert"]  # the chexpert-valid column, for both experiments
     assert not math.isnan(json.loads((out / "matrix.json").read_text())["cells"]["nih"]["chexpert-valid"]["mean_auc"])
+
+
+def test_a_given_checkpoint_is_scored_as_it_is(data: tuple[Path, Path], tmp_path: Path, capsys: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    chexpert, nih = data
+    bench = benchmark_file(tmp_path / "bench.yaml", chexpert, nih)
+    assert run(["benchmark", "--config", bench, "--out", tmp_path / "out"], capsys)[0] == 0
+    trained = json.loads((tmp_path / "out" / "matrix.json").read_text())["cells"]["chexpert"]
+    doc = yaml.safe_load(bench.read_text())
+    doc["experiments"] = [{"name": "given", "checkpoint": str(tmp_path / "out" / "runs" / "chexpert" / "checkpoints" / "last")}]
+    bench.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setattr(trainer_module, "train", _forbidden)
+    code, _, err = run(["benchmark", "--config", bench, "--out", tmp_path / "again"], capsys)
+    assert code == 0, err
+    given = json.loads((tmp_path / "again" / "matrix.json").read_text())["cells"]["given"]
+    for name in ("chexpert-valid", "nih-test"):
+        assert given[name]["labels"] == trained[name]["labels"]
+        assert given[name]["mean_auc_ci"] == trained[name]["mean_auc_ci"]
