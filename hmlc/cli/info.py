@@ -24,6 +24,9 @@ _KIND_ALIASES = {
     "label_map": "label_maps",
     "label-maps": "label_maps",
     "labelmaps": "label_maps",
+    "benchmark_suite": "benchmark_suites",
+    "benchmark-suites": "benchmark_suites",
+    "suites": "benchmark_suites",
 }
 
 
@@ -35,7 +38,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered components of one kind, or the kinds")
     p.add_argument(
         "kind", nargs="?",
-        help="hierarchies, datasets, backbones, policies, preprocessors, presets or label_maps (default: list the kinds)",
+        help="hierarchies, datasets, backbones, policies, preprocessors, presets, label_maps or benchmark_suites "
+        "(default: list the kinds)",
     )
     p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. 'synthetic/*'")
     p.add_argument("--json", action="store_true", help="print a JSON list")

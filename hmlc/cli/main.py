@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hmlc.cli import evaluate, explain, export, info, labels, predict, prepare, synth, train
+    from hmlc.cli import benchmark, evaluate, explain, export, info, labels, predict, prepare, synth, train
 
     parser = _Parser(
         prog="hmlc",
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hmlc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (train, prepare, predict, evaluate, export, explain, labels, info, synth):
+    for module in (train, prepare, predict, evaluate, benchmark, export, explain, labels, info, synth):
         module.add_parsers(sub)
     return parser
 

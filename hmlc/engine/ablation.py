@@ -20,7 +20,10 @@ from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError, HmlcError, shorten
 from hmlc.progress import Progress, format_duration
 
-__all__ = ["parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable"]
+__all__ = [
+    "parse_grid", "grid_settings", "plan_ablation", "run_ablation", "PlannedRun", "AblationTable", "earlier_run",
+    "slug",
+]
 
 #: grid keys with a meaning of their own; any other key is a dotted config path
 GRID_ALIASES = {"policy": "policy.default", "ct": "train.method", "backbone": "model.backbone"}
@@ -151,7 +154,7 @@ def plan_ablation(
     for name, overrides in grid_settings(grid):
         for seed in range(seeds):
             cfg = load_config(
-                None, None, list(overrides) + [f"seed={base.seed + seed}", f"output.name={_slug(name)}-seed{seed}"],
+                None, None, list(overrides) + [f"seed={base.seed + seed}", f"output.name={slug(name)}-seed{seed}"],
                 base=apply_overrides(config_to_dict(base), []),
             )
             check_experiment(cfg)
@@ -159,7 +162,7 @@ def plan_ablation(
             plan.append(PlannedRun(name, seed, cfg, run_dir, None))
     # Runs this folder already holds: a finished one is reused, an interrupted one continued.
     for item in plan:
-        item.state = _earlier_run(item.run_dir, item.config)
+        item.state = earlier_run(item.run_dir, item.config)
     return plan
 
 
@@ -229,22 +232,25 @@ def progress_of(item: PlannedRun) -> str:
     return f"interrupted: {stage.name} {progress['epoch']}/{stage.epochs} epochs done"
 
 
-def _earlier_run(run_dir: Path, cfg: ExperimentConfig) -> str | None:
-    """'done', 'interrupted' or None (no run yet) for a setting's run directory; refuses any other."""
+def earlier_run(run_dir: Path, cfg: ExperimentConfig, command: str = "hmlc ablate") -> str | None:
+    """'done', 'interrupted' or None (no run yet) for a run directory ``cfg`` trains into; refuses any other.
+
+    ``command`` (the command that plans the runs) is named in the errors.
+    """
     if not run_dir.exists():
         return None
     saved = run_dir / "config.yaml"
     if not (run_dir / "checkpoints" / "last").exists() or not saved.is_file():
         raise ConfigError(
             f"{run_dir} holds a run that stopped before its first epoch ended; delete that folder and rerun "
-            "hmlc ablate to train it again"
+            f"{command} to train it again"
         )
     mine, theirs = (_comparable(config_to_dict(c)) for c in (cfg, load_config(saved)))
     if mine != theirs:
         key = _first_difference(mine, theirs)
         raise ConfigError(
             f"{run_dir} was trained with other settings ({key}: {_get(theirs, key)!r} there, {_get(mine, key)!r} "
-            "now); give hmlc ablate a new --out folder"
+            f"now); give {command} a new --out folder"
         )
     results = run_dir / "results.json"
     if results.is_file() and json.loads(results.read_text(encoding="utf-8")).get("completed"):
@@ -284,7 +290,8 @@ def _get(data: Any, dotted: str) -> Any:
     return data
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """``name`` as a folder name: letters, digits, ``-`` and ``_`` kept, anything else ``_``."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 

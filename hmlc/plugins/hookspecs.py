@@ -102,6 +102,22 @@ def hmlc_register_label_maps(register: Register) -> None:
     """
 
 
+@hookspec
+def hmlc_register_benchmark_suites(register: Register) -> None:
+    """Register benchmark suites for ``hmlc benchmark --suite NAME``.
+
+    ``register(name, suite)``: ``suite`` is a dict (or a path to a YAML file,
+    or a zero-argument callable returning one) with ``description``,
+    ``datasets`` (name -> ``{reference: figure or null}``), ``methods``,
+    ``config`` (``preset`` and ``set``, templates over ``{dataset}``,
+    ``{method}`` and ``{data}``), ``grid`` (``--set`` key -> values searched
+    on the selection split; ``train.epochs`` is read off one training per
+    setting), ``protocol`` (``selection`` and ``final`` train/eval splits,
+    ``metric``) and ``reference`` (whose published figures these are). See
+    :mod:`hmlc.benchmark.suite` and docs/hmc-benchmark.md.
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = tuple(
     name for name in sorted(globals()) if name.startswith("hmlc_register_")
 )

@@ -23,6 +23,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "preprocessors": ("hmlc_register_preprocessors", "preprocessor"),
     "presets": ("hmlc_register_presets", "preset"),
     "label_maps": ("hmlc_register_label_maps", "label map"),
+    "benchmark_suites": ("hmlc_register_benchmark_suites", "benchmark suite"),
 }
 
 

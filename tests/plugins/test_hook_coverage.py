@@ -17,7 +17,7 @@ HOOKS_DOC = HERE.parents[1] / "docs" / "hooks.md"
 def test_hook_names_are_the_hookspecs() -> None:
     specs = sorted(name for name in vars(hookspecs) if name.startswith("hmlc_register_"))
     assert list(HOOK_NAMES) == specs
-    assert len(HOOK_NAMES) == 7
+    assert len(HOOK_NAMES) == 8
     # Every hook fills exactly one registry kind.
     assert sorted(hook for hook, _ in KINDS.values()) == sorted(HOOK_NAMES)
 

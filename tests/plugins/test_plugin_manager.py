@@ -123,6 +123,15 @@ def acme_preprocessor(size: int = 2) -> Callable[[Any], Any]:
 ACME_TREE = {"labels": ["thing", "part"], "edges": [["thing", "part"]]}
 ACME_PRESET = {"description": "ACME quick run", "train": {"epochs": 1, "method": "flat"}}
 ACME_MAP = {"source": "acme-tree", "target": "synthetic", "labels": {"part": "part"}}
+ACME_SUITE = {
+    "description": "ACME benchmark suite",
+    "datasets": {"acme-data": {"reference": 0.5}},
+    "methods": ["flat"],
+    "config": {"set": ["data.dataset=acme-data"]},
+    "grid": {"train.epochs": [1, 2]},
+    "protocol": {"selection": {"train_split": "train", "eval_split": "valid"},
+                 "final": {"train_split": "train", "eval_split": "test"}, "metric": "micro_auprc"},
+}
 
 
 def acme_hooks() -> dict[str, Callable[..., None]]:
@@ -136,6 +145,7 @@ def acme_hooks() -> dict[str, Callable[..., None]]:
         "hmlc_register_preprocessors": registering(("acme-crop", acme_preprocessor)),
         "hmlc_register_presets": registering(("acme/quick", ACME_PRESET)),
         "hmlc_register_label_maps": registering(("acme-to-synthetic", ACME_MAP)),
+        "hmlc_register_benchmark_suites": registering(("acme-suite", ACME_SUITE)),
     }
 
 
@@ -147,6 +157,7 @@ ACME_REGISTERS = {
     "preprocessors": ["acme-crop"],
     "presets": ["acme/quick"],
     "label_maps": ["acme-to-synthetic"],
+    "benchmark_suites": ["acme-suite"],
 }
 
 
@@ -172,6 +183,10 @@ def test_every_hook_of_a_plugin_fills_its_registry(acme: FakeSite) -> None:
     assert host.preprocessor("acme-crop", size=1)(np.array([[1, 2], [3, 4]])).tolist() == [[1]]
     assert host.preset("acme/quick") == {"train": {"epochs": 1, "method": "flat"}}
     assert host.label_map("acme-to-synthetic") == ACME_MAP
+    from hmlc.benchmark.suite import resolve_suite
+
+    suite = resolve_suite("acme-suite")
+    assert (suite.methods, suite.grid, suite.final) == (("flat",), {"train.epochs": (1, 2)}, ("train", "test"))
 
 
 def test_plugin_preset_feeds_load_config(acme: FakeSite) -> None:

@@ -24,3 +24,10 @@ def hmlc_register_presets(register: Callable[[str, Any], None]) -> None:
     from hmlc_hmc.presets import register_suite_presets
 
     register_suite_presets(register)
+
+
+@hookimpl
+def hmlc_register_benchmark_suites(register: Callable[[str, Any], None]) -> None:
+    from hmlc_hmc.suite import benchmark_suite
+
+    register("hmc", benchmark_suite())

@@ -1,7 +1,8 @@
 """The HMC benchmark suite (``suite.yaml``): datasets, published figures, recipe, methods and search grid.
 
-A later ``hmlc benchmark --suite hmc`` runs it; the presets ``hmc/...`` are
-built from it (:mod:`hmlc_hmc.presets`). :func:`load_suite` reads and checks
+``hmlc benchmark --suite hmc`` runs it (:func:`benchmark_suite` gives it in
+the form the core's :mod:`hmlc.benchmark.suite` reads); the presets ``hmc/...``
+are built from it (:mod:`hmlc_hmc.presets`). :func:`load_suite` reads and checks
 the file: every mistake is one :class:`~hmlc.errors.ConfigError` line.
 """
 
@@ -18,7 +19,7 @@ import yaml
 from hmlc.errors import ConfigError
 from hmlc_hmc import SUITE_FILE
 
-__all__ = ["HmcSuite", "SuiteDataset", "load_suite", "ONTOLOGIES"]
+__all__ = ["HmcSuite", "SuiteDataset", "load_suite", "benchmark_suite", "ONTOLOGIES"]
 
 #: Dataset name suffix -> what labels it: the FunCat tree or the Gene Ontology DAG.
 ONTOLOGIES: dict[str, str] = {"FUN": "FunCat tree", "GO": "Gene Ontology DAG"}
@@ -149,3 +150,28 @@ def _checked_datasets(where: str, entries: Any) -> tuple[dict[str, SuiteDataset]
             from_paper=bool(entry),
         )
     return out, defaults
+
+
+def benchmark_suite(suite: HmcSuite | None = None) -> dict[str, Any]:
+    """The suite as ``hmlc benchmark --suite hmc`` takes it (the hook ``hmlc_register_benchmark_suites``).
+
+    Each run starts from the preset ``hmc/<dataset>/<method>`` (C-HMCNN's recipe
+    with its hidden size and epochs for the dataset) with ``data.root`` set to
+    ``--data``; the search grid, the protocol and C-HMCNN's published figures
+    come from the suite file.
+    """
+    suite = suite or load_suite()
+    return {
+        "description": " ".join(suite.description.split()),
+        "reference": {"name": "C-HMCNN", "source": " ".join(suite.sources["figures"].split()),
+                      "seeds": int(suite.protocol.get("seeds", 0)) or None},
+        "datasets": {name: {"reference": d.published_auprc} for name, d in suite.datasets.items()},
+        "methods": list(suite.methods),
+        "config": {"preset": "hmc/{dataset}/{method}", "set": ["data.root={data}"]},
+        "grid": {key: list(values) for key, values in suite.grid.items()},
+        "protocol": {
+            "selection": dict(suite.protocol["selection"]),
+            "final": dict(suite.protocol["final"]),
+            "metric": suite.protocol["metric"],
+        },
+    }

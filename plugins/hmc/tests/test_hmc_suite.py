@@ -129,3 +129,86 @@ def test_presets_validate_against_the_config() -> None:
     for name in build_presets():
         config = load_config(preset=name, overrides=["data.root=/data/hmc"])
         assert config.data.dataset == "hmc" and config.model.backbone == "mlp"
+
+
+# ------------------------------------------------ hmlc benchmark --suite hmc
+def test_registered_suite_is_the_suite_file_in_the_core_form() -> None:
+    from hmlc.benchmark.suite import resolve_suite
+
+    suite = resolve_suite("hmc")
+    shipped = load_suite()
+    assert suite.methods == shipped.methods and dict(suite.grid) == dict(shipped.grid)
+    assert {d: f for d, f in suite.datasets.items() if f is not None} == shipped.published()
+    assert (suite.selection, suite.final, suite.metric) == (("train", "valid"), ("trainvalid", "test"), "micro_auprc")
+    assert suite.reference_name == "C-HMCNN" and suite.reference_seeds == 10
+    presets = get_host().registry("presets")
+    for dataset in suite.datasets:
+        for method in suite.methods:
+            assert suite.preset.format(dataset=dataset, method=method) in presets
+    assert suite.config_overrides("pheno_FUN", "ct", Path("/d")) == ["data.root=/d"]
+
+
+def _funcat_truth(path: Path) -> tuple[list[set[str]], int]:
+    """Per test row, its FunCat labels closed upwards (every prefix of every path), read with gzip and str.split."""
+    import gzip
+
+    rows, data = [], False
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("%"):
+                continue
+            if line.upper().startswith("@DATA"):
+                data = True
+                continue
+            if data:
+                labels = set()
+                for term in line.rsplit(",", 1)[1].split("@"):
+                    parts = term.split("/")
+                    labels.update("/".join(parts[: k + 1]) for k in range(len(parts)))
+                rows.append(labels)
+    return rows, len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_pheno_fun_through_hmlc_benchmark_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real pheno_FUN, one method, a tiny grid: selection on valid, final model on trainvalid, test scored once."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from hmc_testing import HMC_DATA
+    from sklearn.metrics import average_precision_score
+
+    from hmlc.cli.main import main
+
+    test_file = HMC_DATA / "FUN" / "pheno_FUN" / "pheno_FUN.test.arff.gz"
+    if not test_file.is_file():
+        pytest.skip(f"{test_file} not found (optional real data, see ../shared/data/README.md)")
+    out = tmp_path / "out"
+    argv = ["benchmark", "--suite", "hmc", "--data", str(HMC_DATA), "--datasets", "pheno_FUN", "--methods", "chmcnn",
+            "--grid", "model.backbone_params.width=32", "--grid", "train.epochs=1,2",
+            "--set", "train.batch_size=64", "--set", "train.lr=0.001", "--set", "output.tensorboard=false",
+            "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "[1/1] pheno_FUN chmcnn seed 0: select width=32, 1 epochs" in err
+    results = json.loads((out / "results.json").read_text())
+    record = results["datasets"]["pheno_FUN"]["methods"]["chmcnn"]["seeds"][0]
+    assert results["datasets"]["pheno_FUN"]["reference"] is None  # C-HMCNN published no pheno figure
+    assert record["chosen"]["epochs"] in (1, 2)
+    # The final model was trained on train+valid (656 + 353 rows) and scored on the 582 test rows.
+    final = out / "runs" / "pheno_FUN" / "chmcnn" / "seed0" / "final"
+    assert "data: 1009 training vectors" in err
+    preds = tmp_path / "test.csv"
+    assert main(["predict", "--checkpoint", str(final / "checkpoints" / "last"), "--dataset", "hmc", "--split", "test",
+                 "--set", f"data.root={HMC_DATA}", "--set", "data.params.name=pheno_FUN", "--out", str(preds)]) == 0
+    frame = pd.read_csv(preds)
+    truth, n = _funcat_truth(test_file)
+    assert len(frame) == n == 582
+    labels = [c for c in frame.columns if c not in ("Path", "root")]  # the root is out of the protocol's scores
+    y = np.array([[label in row for label in labels] for row in truth], dtype=float)
+    micro = average_precision_score(y.ravel(), frame[labels].to_numpy().ravel())
+    assert record["micro_auprc"] == pytest.approx(micro, abs=1e-9)
+    assert "| pheno_FUN | n/a | " in (out / "results.md").read_text()

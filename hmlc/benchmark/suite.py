@@ -1,0 +1,476 @@
+"""``hmlc benchmark --suite NAME``: a registered suite of datasets x methods under a published protocol.
+
+A plugin registers a suite (hook ``hmlc_register_benchmark_suites``) as a dict::
+
+    description: ...
+    reference: {name: C-HMCNN, source: "...", seeds: 10}  # whose published figures, over how many seeds
+    datasets: {cellcycle_FUN: {reference: 0.255}, pheno_FUN: {}}
+    methods: [flat, ct, chmcnn]
+    config: {preset: "hmc/{dataset}/{method}", set: ["data.root={data}"]}  # templates
+    grid: {model.backbone_params.width: [250, 500, 1000], train.epochs: [25, 50, 100]}
+    protocol:
+      selection: {train_split: train, eval_split: valid}
+      final: {train_split: trainvalid, eval_split: test}
+      metric: micro_auprc     # or macro_auprc, mean_auc
+
+For every dataset x method x seed: each setting of the grid (the keys other
+than ``train.epochs``) is trained once on the selection train split, for the
+largest number of epochs, and scored on the selection eval split after each
+number of epochs the grid lists (the training stops there, the checkpoint is
+scored, the training continues); the best (setting, epochs) by the metric is
+trained on the final train split and scored on the final eval split once.
+Labels the dataset's protocol excludes (``score_exclude``) are left out of
+every score. Every run and score is kept under ``OUT``: a second call with
+the same arguments continues where the first stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmlc.benchmark.common import (
+    EvalSplit,
+    check_out_folder,
+    fingerprint,
+    load_eval_split,
+    lock_out_folder,
+    num,
+    predict_split,
+    read_json,
+    say,
+    train_run,
+)
+from hmlc.errors import ConfigError, PluginError
+
+__all__ = ["BenchmarkSuite", "suite_from_object", "resolve_suite", "protocol_scores", "run_suite", "METRICS"]
+
+#: metric name -> what it is
+METRICS: dict[str, str] = {
+    "micro_auprc": "micro-averaged AU(PRC)",
+    "macro_auprc": "macro-averaged AU(PRC)",
+    "mean_auc": "mean AUC",
+}
+EPOCHS_KEY = "train.epochs"
+_KEYS = {"description", "reference", "datasets", "methods", "config", "grid", "protocol"}
+
+
+@dataclass(frozen=True)
+class BenchmarkSuite:
+    """A checked suite (see the module docstring for the registered form)."""
+
+    name: str
+    description: str
+    datasets: Mapping[str, float | None]  # dataset -> the reference's published figure (None: none)
+    methods: tuple[str, ...]
+    preset: str | None
+    sets: tuple[str, ...]
+    grid: Mapping[str, tuple[Any, ...]]
+    selection: tuple[str, str]  # (train split, eval split)
+    final: tuple[str, str]
+    metric: str
+    reference_name: str
+    reference_source: str
+    reference_seeds: int | None
+
+    def config_overrides(self, dataset: str, method: str, data: Path | None) -> list[str]:
+        """The suite's ``--set`` overrides for one dataset and method (``{data}``: the --data folder)."""
+        values = {"dataset": dataset, "method": method, "data": str(data) if data else ""}
+        return [s.format(**values) for s in self.sets if data is not None or "{data}" not in s]
+
+
+def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
+    """Check a registered suite; every problem is one :class:`PluginError` naming the suite and its plugin."""
+    where = f"benchmark suite {name!r} (plugin {plugin!r})"
+    if callable(obj):
+        obj = obj()
+    if isinstance(obj, (str, Path)):
+        from hmlc.plugins.registry import read_yaml_mapping
+
+        obj = read_yaml_mapping(Path(obj), f"{where} file")
+    if not isinstance(obj, dict):
+        raise PluginError(f"{where} is a {type(obj).__name__}; register a dict (docs/hooks.md)")
+    missing, extra = {"datasets", "methods", "config", "grid", "protocol"} - set(obj), set(obj) - _KEYS
+    if missing or extra:
+        raise PluginError(f"{where}: missing key(s) {sorted(missing)}, unknown key(s) {sorted(extra)}")
+    datasets = obj["datasets"]
+    if not isinstance(datasets, dict) or not datasets:
+        raise PluginError(f"{where}: 'datasets' must map dataset names to {{reference: figure or null}}")
+    figures: dict[str, float | None] = {}
+    for ds, entry in datasets.items():
+        entry = entry or {}
+        figure = entry.get("reference") if isinstance(entry, dict) else "?"
+        if not isinstance(entry, dict) or set(entry) - {"reference"} or not (
+            figure is None or isinstance(figure, (int, float)) and not isinstance(figure, bool)
+        ):
+            raise PluginError(f"{where}: dataset {ds!r} takes only 'reference' (a number or null)")
+        figures[str(ds)] = None if figure is None else float(figure)
+    methods = obj["methods"]
+    if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m for m in methods):
+        raise PluginError(f"{where}: 'methods' must be a non-empty list of names")
+    config = obj["config"]
+    if not isinstance(config, dict) or set(config) - {"preset", "set"}:
+        raise PluginError(f"{where}: 'config' takes 'preset' (a template) and 'set' (a list of KEY=VALUE templates)")
+    sets = config.get("set") or []
+    if not isinstance(sets, list) or not all(isinstance(s, str) and "=" in s for s in sets):
+        raise PluginError(f"{where}: config.set must be a list of KEY=VALUE templates")
+    grid = obj["grid"]
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise PluginError(f"{where}: 'grid' must map --set keys to non-empty lists of values")
+    protocol = obj["protocol"]
+    if not isinstance(protocol, dict):
+        raise PluginError(f"{where}: 'protocol' must hold selection, final and metric")
+    splits = []
+    for phase in ("selection", "final"):
+        part = protocol.get(phase)
+        if not isinstance(part, dict) or not all(isinstance(part.get(k), str) for k in ("train_split", "eval_split")):
+            raise PluginError(f"{where}: protocol.{phase} must give train_split and eval_split")
+        splits.append((part["train_split"], part["eval_split"]))
+    metric = protocol.get("metric")
+    if metric not in METRICS:
+        raise PluginError(f"{where}: protocol.metric {metric!r} is not one of {', '.join(METRICS)}")
+    if EPOCHS_KEY in grid and not all(isinstance(v, int) and v > 0 for v in grid[EPOCHS_KEY]):
+        raise PluginError(f"{where}: grid {EPOCHS_KEY} must list positive integers")
+    reference = obj.get("reference") or {}
+    if not isinstance(reference, dict):
+        raise PluginError(f"{where}: 'reference' must hold name, source and seeds")
+    seeds = reference.get("seeds")
+    return BenchmarkSuite(
+        name=name, description=str(obj.get("description") or ""), datasets=figures, methods=tuple(methods),
+        preset=config.get("preset"), sets=tuple(sets), grid={str(k): tuple(v) for k, v in grid.items()},
+        selection=splits[0], final=splits[1], metric=str(metric),
+        reference_name=str(reference.get("name") or "published"), reference_source=str(reference.get("source") or ""),
+        reference_seeds=int(seeds) if isinstance(seeds, int) else None,
+    )
+
+
+def resolve_suite(name: str) -> BenchmarkSuite:
+    """The registered suite ``name``, checked (an unknown name lists the registered ones)."""
+    from hmlc.plugins import get_host
+
+    entry = get_host().registry("benchmark_suites").entry(name)
+    return suite_from_object(name, entry.obj, entry.plugin)
+
+
+def protocol_scores(
+    codes: np.ndarray, probs: np.ndarray, labels: Sequence[str], exclude: Sequence[str]
+) -> dict[str, float | None]:
+    """micro and macro AU(PRC) and mean AUC over ``labels`` less ``exclude`` (as ``hmlc evaluate`` computes them)."""
+    from hmlc.evaluation.metrics import average_precision, mean_auc, per_label_auc
+
+    ap = average_precision(codes, probs, labels, exclude)
+    kept = [k for k, label in enumerate(labels) if label not in set(exclude)]
+    aucs = per_label_auc(codes[:, kept], probs[:, kept], [labels[k] for k in kept])
+    return {"micro_auprc": num(ap.micro), "macro_auprc": num(ap.macro), "mean_auc": num(mean_auc(aucs)),
+            "labels": len(ap.labels)}
+
+
+@dataclass
+class SuiteRequest:
+    """What the command line asks of a suite."""
+
+    data: Path | None
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: int
+    grid: dict[str, tuple[str, ...]]  # --grid overrides
+    sets: tuple[str, ...]  # --set overrides, after the suite's own
+
+
+def _grid(suite: BenchmarkSuite, request: SuiteRequest) -> dict[str, tuple[Any, ...]]:
+    grid = dict(suite.grid)
+    grid.update(request.grid)
+    if EPOCHS_KEY in request.grid:
+        try:
+            epochs = tuple(int(v) for v in request.grid[EPOCHS_KEY])
+        except ValueError:
+            epochs = ()
+        if not epochs or min(epochs) < 1:
+            raise ConfigError(f"--grid {EPOCHS_KEY}={','.join(request.grid[EPOCHS_KEY])}: give positive integers")
+        grid[EPOCHS_KEY] = epochs
+    return grid
+
+
+def _settings(grid: Mapping[str, tuple[Any, ...]]) -> list[tuple[str, list[str]]]:
+    """(name, overrides) of every combination of the grid's keys other than train.epochs."""
+    keys = [k for k in grid if k != EPOCHS_KEY]
+    out = []
+    for combo in itertools.product(*[grid[k] for k in keys]):
+        name = ",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, combo)) or "default"
+        out.append((name, [f"{k}={v}" for k, v in zip(keys, combo)]))
+    return out
+
+
+def _config(suite: BenchmarkSuite, request: SuiteRequest, dataset: str, method: str, extra: Sequence[str]) -> Any:
+    from hmlc.config import load_config
+
+    preset = suite.preset.format(dataset=dataset, method=method) if suite.preset else None
+    return load_config(None, preset, [*suite.config_overrides(dataset, method, request.data), *request.sets, *extra])
+
+
+def plan_suite(name: str, request: SuiteRequest, out: Path) -> tuple[BenchmarkSuite, dict[str, tuple[Any, ...]]]:
+    """Check the suite, the choice of datasets and methods, the grid and every configuration; trains nothing."""
+    from hmlc.cli.paths import experiment_inputs
+    from hmlc.engine.experiment import check_experiment
+    from hmlc.plugins import get_host
+
+    suite = resolve_suite(name)
+    for what, chosen, known in (("--datasets", request.datasets, suite.datasets),
+                                ("--methods", request.methods, suite.methods)):
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise ConfigError(f"{what}: {', '.join(unknown)} not in suite {name!r}; it has: {', '.join(known)}")
+    if request.seeds < 1:
+        raise ConfigError(f"--seeds {request.seeds}: give at least 1")
+    if request.data is not None and not request.data.is_dir():
+        raise ConfigError(f"--data {request.data} is not a folder; give the folder holding the suite's datasets")
+    grid = _grid(suite, request)
+    inputs: list[Path | None] = []
+    for dataset in request.datasets or tuple(suite.datasets):
+        for method in request.methods or suite.methods:
+            for _, overrides in _settings(grid):
+                config = _config(suite, request, dataset, method, overrides)
+                check_experiment(config)
+            reader = get_host().dataset(config.data.dataset)
+            for split in {*suite.selection, *suite.final}:
+                reader.check_split(split)
+            inputs += experiment_inputs(config)
+    check_out_folder(out, inputs)
+    return suite, grid
+
+
+def _epochs_done(run_dir: Path, config: Any) -> int:
+    """Epochs of the first stage the run in ``run_dir`` has trained (all of them once it went past it)."""
+    from hmlc.models import read_checkpoint_metadata
+
+    last = run_dir / "checkpoints" / "last"
+    if not (last / "meta.json").is_file():
+        return 0
+    progress = read_checkpoint_metadata(last).get("progress") or {}
+    if int(progress.get("stage", 0)) > 0:
+        return int(config.train.resolved_stages()[0].epochs)
+    return int(progress.get("epoch", 0))
+
+
+class _Splits:
+    """Evaluation splits read once per run of the command."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, EvalSplit] = {}
+
+    def get(self, config: Any) -> EvalSplit:
+        from hmlc.engine.experiment import dataset_root
+
+        d = config.data
+        key = fingerprint([d.dataset, d.eval_split, str(dataset_root(config)), d.params, config.hierarchy])
+        if key not in self._cache:
+            self._cache[key] = load_eval_split(
+                d.dataset, d.eval_split, root=dataset_root(config), params=d.params, hierarchy=config.hierarchy,
+            )
+        return self._cache[key]
+
+
+def _scored(checkpoint: Path, split: EvalSplit) -> dict[str, Any]:
+    probs, labels = predict_split(checkpoint, split)
+    if tuple(labels) != split.labels:
+        raise ConfigError(f"the model in {checkpoint} predicts other labels than {split.dataset}/{split.split} holds")
+    return protocol_scores(split.codes, probs, split.labels, split.score_exclude)
+
+
+def run_suite(name: str, request: SuiteRequest, out: Path) -> dict[str, Any]:
+    """Plan (every check first), then select, train and score every dataset x method x seed; returns results.json."""
+    suite, grid = plan_suite(name, request, out)
+    out = Path(out)
+    holder = lock_out_folder(out)
+    try:
+        return _run(suite, grid, request, out)
+    finally:
+        holder.release()
+
+
+def _run(suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path) -> dict[str, Any]:
+    from hmlc.engine.ablation import slug
+    from hmlc.engine.rundir import write_json
+
+    datasets = request.datasets or tuple(suite.datasets)
+    methods = request.methods or suite.methods
+    epochs = sorted({int(e) for e in grid.get(EPOCHS_KEY, ())})
+    settings = _settings(grid)
+    splits = _Splits()
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    jobs = [(d, m, s) for d in datasets for m in methods for s in range(request.seeds)]
+    _write(suite, grid, request, out, results, datasets, methods)
+    for i, (dataset, method, seed) in enumerate(jobs, 1):
+        where = out / "runs" / dataset / method / f"seed{seed}"
+        tag = f"[{i}/{len(jobs)}] {dataset} {method} seed {seed}"
+        sel_train, sel_eval = suite.selection
+        candidates: list[tuple[float, int, str, list[str], int | None]] = []  # (-score, order, name, overrides, epochs)
+        seconds = 0.0
+        for k, (setting, overrides) in enumerate(settings):
+            run_name = slug(f"select-{setting}")
+            top = epochs[-1] if epochs else None
+            extra = [*overrides, f"seed={seed}", f"data.train_split={sel_train}", f"data.eval_split={sel_eval}",
+                     f"output.name={run_name}"] + ([f"{EPOCHS_KEY}={top}"] if top else [])
+            config = _config(suite, request, dataset, method, extra)
+            key = fingerprint({"config": _comparable(config), "epochs": epochs})
+            file = where / f"{run_name}.json"
+            record = read_json(file)
+            if not isinstance(record, dict) or record.get("key") != key:
+                record = {"key": key, "setting": setting, "overrides": overrides, "scores": {}, "seconds": 0.0}
+            split = splits.get(config)
+            for e in epochs or [None]:
+                point = str(e) if e else "all"
+                if point in record["scores"]:
+                    continue
+                done = _epochs_done(where / run_name, config)
+                stop = None if e is None or e == top else e - done
+                if stop is None or stop > 0:
+                    run_dir, _, spent = train_run(config, where, "hmlc benchmark", stop_after_epochs=stop)
+                    record["seconds"] += spent
+                elif stop < 0:  # the run went past this point before its score was kept: it cannot be scored now
+                    record["scores"][point] = None
+                    continue
+                record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", split)
+                write_json(file, record)
+                shown = record["scores"][point][suite.metric]
+                say(f"{tag}: select {setting}" + (f", {e} epochs" if e else "")
+                    + f": {METRICS[suite.metric]} on {sel_eval} {_fmt(shown)}")
+            seconds += record["seconds"]
+            for point, scores in record["scores"].items():
+                value = None if scores is None else scores[suite.metric]
+                if value is not None:
+                    candidates.append((-value, k * 1000 + (int(point) if point != "all" else 0), setting, overrides,
+                                       None if point == "all" else int(point)))
+        if not candidates:
+            raise ConfigError(f"{dataset} {method}: no setting could be scored on {sel_eval}; check the data")
+        best = min(candidates)
+        _, _, setting, overrides, chosen_epochs = best
+        fin_train, fin_eval = suite.final
+        extra = [*overrides, f"seed={seed}", f"data.train_split={fin_train}", f"data.eval_split={fin_eval}",
+                 "output.name=final"] + ([f"{EPOCHS_KEY}={chosen_epochs}"] if chosen_epochs else [])
+        config = _config(suite, request, dataset, method, extra)
+        key = fingerprint({"config": _comparable(config)})
+        file = where / "final.json"
+        record = read_json(file)
+        if not isinstance(record, dict) or record.get("key") != key:
+            # The test split is scored once: its model must not see it while training (no eval split then).
+            train_config = _config(suite, request, dataset, method, [*extra, "data.eval_split=''"])
+            run_dir, _, spent = train_run(train_config, where, "hmlc benchmark")
+            scores = _scored(run_dir / "checkpoints" / "last", splits.get(config))
+            record = {"key": key, "seed": seed, "chosen": {"setting": setting, "overrides": overrides,
+                                                           "epochs": chosen_epochs},
+                      "selection_score": -best[0], "selection_seconds": round(seconds, 1),
+                      "final_seconds": round(spent, 1), **scores}
+            write_json(file, record)
+        say(f"{tag}: chose {setting}" + (f", {chosen_epochs} epochs" if chosen_epochs else "")
+            + f"; {fin_eval}: {METRICS[suite.metric]} {_fmt(record[suite.metric])}"
+            + (f" ({suite.reference_name}: {_fmt(suite.datasets.get(dataset))})" if suite.datasets.get(dataset) else ""))
+        results.setdefault(dataset, {}).setdefault(method, []).append(record)
+        _write(suite, grid, request, out, results, datasets, methods)
+    return _write(suite, grid, request, out, results, datasets, methods)
+
+
+def _comparable(config: Any) -> dict[str, Any]:
+    from hmlc.config import config_to_dict
+
+    data = config_to_dict(config)
+    data["output"].pop("dir", None)
+    data["train"].pop("progress", None)
+    return data
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(statistics.fmean(kept)) if kept else None
+
+
+def _write(
+    suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path,
+    results: Mapping[str, Mapping[str, list[dict[str, Any]]]], datasets: Sequence[str], methods: Sequence[str],
+) -> dict[str, Any]:
+    """results.json, results.md and results.png from the finished runs (atomic writes)."""
+    from hmlc.benchmark.plots import suite_png
+    from hmlc.engine.rundir import atomic_write_bytes, atomic_write_text, write_json
+
+    doc: dict[str, Any] = {
+        "suite": suite.name, "metric": suite.metric, "selection": list(suite.selection), "final": list(suite.final),
+        "grid": {k: list(v) for k, v in grid.items()}, "seeds": request.seeds, "sets": list(request.sets),
+        "reference": {"name": suite.reference_name, "source": suite.reference_source, "seeds": suite.reference_seeds},
+        "complete": all(len(results.get(d, {}).get(m, [])) == request.seeds for d in datasets for m in methods),
+        "datasets": {},
+    }
+    for d in datasets:
+        entry: dict[str, Any] = {"reference": suite.datasets.get(d), "methods": {}}
+        for m in methods:
+            runs = [{k: v for k, v in r.items() if k != "key"} for r in results.get(d, {}).get(m, [])]
+            entry["methods"][m] = {
+                "seeds": runs,
+                "mean": {
+                    "micro_auprc": _mean([r["micro_auprc"] for r in runs]),
+                    "macro_auprc": _mean([r["macro_auprc"] for r in runs]),
+                    "mean_auc": _mean([r["mean_auc"] for r in runs]),
+                    "seconds": _mean([r["selection_seconds"] + r["final_seconds"] for r in runs]),
+                    "n_seeds": len(runs),
+                },
+            }
+        doc["datasets"][d] = entry
+    write_json(out / "results.json", doc)
+    atomic_write_text(out / "results.md", _markdown(suite, doc, datasets, methods))
+    ours = {d: {m: doc["datasets"][d]["methods"][m]["mean"][suite.metric] or math.nan for m in methods}
+            for d in datasets}
+    reference = {d: f for d in datasets if (f := suite.datasets.get(d)) is not None}
+    atomic_write_bytes(out / "results.png", suite_png(datasets, methods, ours, reference, suite.reference_name,
+                                                      METRICS[suite.metric]))
+    return doc
+
+
+def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[str], methods: Sequence[str]) -> str:
+    metric = METRICS[suite.metric]
+    ref = suite.reference_name
+    lines = [f"# Benchmark suite {suite.name}", ""]
+    if suite.description:
+        lines += [suite.description, ""]
+    grid = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in doc["grid"].items())
+    lines += [
+        f"Test {metric} (labels the protocol excludes left out), mean over {doc['seeds']} seed(s), beside "
+        f"{ref}'s published figure" + (f" (mean of {suite.reference_seeds} seeds)" if suite.reference_seeds else "")
+        + f" and the difference (ours - {ref}). Settings chosen on {doc['selection'][1]} after training on "
+        f"{doc['selection'][0]} (grid: {grid}); the final model trained on {doc['final'][0]}, scored on "
+        f"{doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
+        "",
+        "| dataset | " + ref + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",
+        "|---|---|" + "---|---|" * len(methods),
+    ]
+    for d in datasets:
+        entry = doc["datasets"][d]
+        figure = entry["reference"]
+        cells = []
+        for m in methods:
+            value = entry["methods"][m]["mean"][suite.metric]
+            diff = value - figure if value is not None and figure is not None else None
+            cells += [_fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
+        lines.append(f"| {d} | {_fmt(figure)} | " + " | ".join(cells) + " |")
+    lines += ["", "| dataset | method | seed | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | seconds (select + final) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for d in datasets:
+        for m in methods:
+            for r in doc["datasets"][d]["methods"][m]["seeds"]:
+                chosen = r["chosen"]["setting"] + (f", {r['chosen']['epochs']} epochs" if r["chosen"]["epochs"] else "")
+                lines.append(f"| {d} | {m} | {r['seed']} | {chosen} | {_fmt(r['micro_auprc'])} | "
+                             f"{_fmt(r['macro_auprc'])} | {_fmt(r['mean_auc'])} | "
+                             f"{r['selection_seconds']:.0f} + {r['final_seconds']:.0f} |")
+    if not doc["complete"]:
+        lines += ["", "Not complete: run the same command again to continue."]
+    return "\n".join(lines) + "\n"
