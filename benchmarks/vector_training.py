@@ -51,7 +51,7 @@ def plain_loop(trainer, stage, steps: int, batch: int, seed: int) -> float:  # t
     data = trainer.data
     layers = [m for m in trainer.model.modules() if isinstance(m, (nn.Linear, nn.ReLU, nn.Dropout))]
     mlp = nn.Sequential(*[copy.deepcopy(m) for m in layers])  # the same layers, fresh copies
-    x_all = trainer._prepare(trainer._train_vectors).detach()  # standardised once
+    x_all = trainer._train_vectors.detach()  # standardised once, by the Trainer
     targets, weights = data.encode(cfg.seed, 0, False)
     weights = trainer._stage_weights(stage, weights)  # conditional masks once
     t_all = torch.from_numpy(targets)

@@ -29,7 +29,9 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
-__all__ = ["Progress", "PROGRESS_SECONDS_ENV", "DEFAULT_PROGRESS_SECONDS", "progress_seconds", "format_duration"]
+__all__ = [
+    "Progress", "PROGRESS_SECONDS_ENV", "DEFAULT_PROGRESS_SECONDS", "progress_seconds", "format_duration", "say",
+]
 
 #: Environment variable: seconds between two progress lines in a log (``off``: no lines).
 PROGRESS_SECONDS_ENV = "HMLC_PROGRESS_SECONDS"
@@ -69,6 +71,12 @@ def _main_rank() -> bool:
         return int(os.environ.get("RANK", "0")) == 0
     except ValueError:
         return True
+
+
+def say(text: str) -> None:
+    """A line on stderr for what a long command is doing; under torchrun only rank 0 speaks."""
+    if _main_rank():
+        print(text, file=sys.stderr, flush=True)
 
 
 def format_duration(seconds: float) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from hmlc.errors import DataError, HmlcError
+from hmlc.evaluation.evaluator import json_number
+from hmlc.progress import say
 
 __all__ = [
     "EvalSplit",
@@ -27,7 +28,7 @@ __all__ = [
     "fingerprint",
     "read_json",
     "say",
-    "num",
+    "fmt",
     "check_out_folder",
     "lock_out_folder",
 ]
@@ -123,9 +124,10 @@ class Scores:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "labels": self.labels, "mean_auc": num(self.mean_auc),
-            "mean_auc_ci": [num(self.mean_auc_ci[0]), num(self.mean_auc_ci[1])], "mean_over": list(self.mean_over),
-            "micro_auprc": num(self.micro_auprc), "macro_auprc": num(self.macro_auprc),
+            "labels": self.labels, "mean_auc": json_number(self.mean_auc),
+            "mean_auc_ci": [json_number(self.mean_auc_ci[0]), json_number(self.mean_auc_ci[1])],
+            "mean_over": list(self.mean_over),
+            "micro_auprc": json_number(self.micro_auprc), "macro_auprc": json_number(self.macro_auprc),
             "auprc_labels": self.auprc_labels, "n": self.n,
         }
 
@@ -165,7 +167,10 @@ def score(
     )
     result = evaluate(data, n_boot=n_boot, seed=seed)
     per_label = {
-        r.label: {"auc": num(r.auc), "ci": [num(r.auc_ci[0]), num(r.auc_ci[1])], "n_pos": r.n_pos, "n_neg": r.n_neg}
+        r.label: {
+            "auc": json_number(r.auc), "ci": [json_number(r.auc_ci[0]), json_number(r.auc_ci[1])],
+            "n_pos": r.n_pos, "n_neg": r.n_neg,
+        }
         for r in result.labels
     }
     ap = result.average_precision
@@ -213,14 +218,9 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def say(text: str) -> None:
-    """A progress line on stderr."""
-    print(text, file=sys.stderr, flush=True)
-
-
-def num(x: float | None) -> float | None:
-    """``x`` for JSON: None for NaN and infinities."""
-    return None if x is None or not math.isfinite(x) else float(x)
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A score for a table or a progress line ("n/a" for none)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def _float(x: float | None) -> float:

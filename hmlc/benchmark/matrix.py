@@ -29,6 +29,7 @@ from hmlc.benchmark.common import (
     EvalSplit,
     Scores,
     check_out_folder,
+    fmt,
     fingerprint,
     load_eval_split,
     lock_out_folder,
@@ -383,13 +384,10 @@ def _run(bench: BenchmarkFile, out: Path) -> dict[str, Any]:
     return _write(bench, out, cells)
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
 
 def _shown(cell: Mapping[str, Any]) -> str:
     ci = cell["mean_auc_ci"]
-    return (f"mean AUC {_fmt(cell['mean_auc'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] over "
+    return (f"mean AUC {fmt(cell['mean_auc'])} [{fmt(ci[0])}, {fmt(ci[1])}] over "
             f"{len(cell['mean_over'])} label(s), n = {cell['n']}")
 
 
@@ -465,7 +463,7 @@ def _markdown(bench: BenchmarkFile, cells: Mapping[str, Mapping[str, Any]], exps
                 row.append("not yet scored")
             else:
                 ci = cell["mean_auc_ci"]
-                row.append(f"{_fmt(cell['mean_auc'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]")
+                row.append(f"{fmt(cell['mean_auc'])} [{fmt(ci[0])}, {fmt(ci[1])}]")
         lines.append(f"| {e} | " + " | ".join(row) + " |")
     for e in exps:
         for d in dss:
@@ -479,10 +477,10 @@ def _markdown(bench: BenchmarkFile, cells: Mapping[str, Mapping[str, Any]], exps
                       + ("; truth closed over the hierarchy" if cell["truth_closed"] else ""), "",
                       "| label | AUC | 95 % CI | pos | neg |", "|---|---|---|---|---|"]
             for label, r in cell["labels"].items():
-                lines.append(f"| {label} | {_fmt(r['auc'])} | {_fmt(r['ci'][0])}-{_fmt(r['ci'][1])} | "
+                lines.append(f"| {label} | {fmt(r['auc'])} | {fmt(r['ci'][0])}-{fmt(r['ci'][1])} | "
                              f"{r['n_pos']} | {r['n_neg']} |")
             ci = cell["mean_auc_ci"]
-            lines.append(f"| **mean** | **{_fmt(cell['mean_auc'])}** | {_fmt(ci[0])}-{_fmt(ci[1])} | | |")
+            lines.append(f"| **mean** | **{fmt(cell['mean_auc'])}** | {fmt(ci[0])}-{fmt(ci[1])} | | |")
             for side, what in (("model", "model labels not mapped"), ("dataset", "dataset labels not scored")):
                 left = cell["unmapped"][side]
                 lines += ["", f"{what} ({len(left)}): {', '.join(left) if left else 'none'}"]

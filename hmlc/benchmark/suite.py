@@ -40,15 +40,16 @@ import numpy as np
 from hmlc.benchmark.common import (
     EvalSplit,
     check_out_folder,
+    fmt,
     fingerprint,
     load_eval_split,
     lock_out_folder,
-    num,
     predict_split,
     read_json,
     say,
     train_run,
 )
+from hmlc.evaluation.evaluator import json_number
 from hmlc.errors import ConfigError, PluginError
 
 __all__ = ["BenchmarkSuite", "suite_from_object", "resolve_suite", "protocol_scores", "run_suite", "METRICS"]
@@ -169,8 +170,10 @@ def protocol_scores(
     ap = average_precision(codes, probs, labels, exclude)
     kept = [k for k, label in enumerate(labels) if label not in set(exclude)]
     aucs = per_label_auc(codes[:, kept], probs[:, kept], [labels[k] for k in kept])
-    return {"micro_auprc": num(ap.micro), "macro_auprc": num(ap.macro), "mean_auc": num(mean_auc(aucs)),
-            "labels": len(ap.labels)}
+    return {
+        "micro_auprc": json_number(ap.micro), "macro_auprc": json_number(ap.macro),
+        "mean_auc": json_number(mean_auc(aucs)), "labels": len(ap.labels),
+    }
 
 
 @dataclass
@@ -342,7 +345,7 @@ def _run(suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: Su
                 write_json(file, record)
                 shown = record["scores"][point][suite.metric]
                 say(f"{tag}: select {setting}" + (f", {e} epochs" if e else "")
-                    + f": {METRICS[suite.metric]} on {sel_eval} {_fmt(shown)}")
+                    + f": {METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
             seconds += record["seconds"]
             for point, scores in record["scores"].items():
                 value = None if scores is None else scores[suite.metric]
@@ -371,8 +374,8 @@ def _run(suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: Su
                       "final_seconds": round(spent, 1), **scores}
             write_json(file, record)
         say(f"{tag}: chose {setting}" + (f", {chosen_epochs} epochs" if chosen_epochs else "")
-            + f"; {fin_eval}: {METRICS[suite.metric]} {_fmt(record[suite.metric])}"
-            + (f" ({suite.reference_name}: {_fmt(suite.datasets.get(dataset))})" if suite.datasets.get(dataset) else ""))
+            + f"; {fin_eval}: {METRICS[suite.metric]} {fmt(record[suite.metric])}"
+            + (f" ({suite.reference_name}: {fmt(suite.datasets.get(dataset))})" if suite.datasets.get(dataset) else ""))
         results.setdefault(dataset, {}).setdefault(method, []).append(record)
         _write(suite, grid, request, out, results, datasets, methods)
     return _write(suite, grid, request, out, results, datasets, methods)
@@ -386,9 +389,6 @@ def _comparable(config: Any) -> dict[str, Any]:
     data["train"].pop("progress", None)
     return data
 
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -460,16 +460,16 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
         for m in methods:
             value = entry["methods"][m]["mean"][suite.metric]
             diff = value - figure if value is not None and figure is not None else None
-            cells += [_fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
-        lines.append(f"| {d} | {_fmt(figure)} | " + " | ".join(cells) + " |")
+            cells += [fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
+        lines.append(f"| {d} | {fmt(figure)} | " + " | ".join(cells) + " |")
     lines += ["", "| dataset | method | seed | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | seconds (select + final) |",
               "|---|---|---|---|---|---|---|---|"]
     for d in datasets:
         for m in methods:
             for r in doc["datasets"][d]["methods"][m]["seeds"]:
                 chosen = r["chosen"]["setting"] + (f", {r['chosen']['epochs']} epochs" if r["chosen"]["epochs"] else "")
-                lines.append(f"| {d} | {m} | {r['seed']} | {chosen} | {_fmt(r['micro_auprc'])} | "
-                             f"{_fmt(r['macro_auprc'])} | {_fmt(r['mean_auc'])} | "
+                lines.append(f"| {d} | {m} | {r['seed']} | {chosen} | {fmt(r['micro_auprc'])} | "
+                             f"{fmt(r['macro_auprc'])} | {fmt(r['mean_auc'])} | "
                              f"{r['selection_seconds']:.0f} + {r['final_seconds']:.0f} |")
     if not doc["complete"]:
         lines += ["", "Not complete: run the same command again to continue."]

@@ -18,8 +18,6 @@ state (:meth:`DataSource.state`) is what checkpoints store.
 
 from __future__ import annotations
 
-import os
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,14 +32,10 @@ from hmlc.data.preprocess import Preprocessor
 from hmlc.data.table import LabelTable
 from hmlc.errors import ConfigError, DataError, PluginError
 from hmlc.hierarchy.graph import LabelGraph
+from hmlc.progress import say
 
 __all__ = ["DataSource", "ImageDataSource", "FeatureDataSource", "subset_samples", "fitted_state_tensors", "say"]
 
-
-def say(text: str) -> None:
-    """A progress line on stderr; under torchrun only rank 0 speaks."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(text, file=sys.stderr, flush=True)
 
 
 def subset_samples(samples: Any, indices: np.ndarray) -> Any:

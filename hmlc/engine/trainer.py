@@ -99,7 +99,7 @@ class Trainer:
         seed_everything(config.seed)
         from hmlc.models import build_model
 
-        #: Feature vectors: the raw training vectors on the device, and the step to model input.
+        #: Feature vectors: the training vectors on the device, standardised once, and the step to model input.
         self.vectors = data.input_kind == "features"
         self._train_vectors: torch.Tensor | None = None
         self._standardize: nn.Module | None = None
@@ -108,7 +108,10 @@ class Trainer:
 
             state = data.source.state()
             self._standardize = StandardizeFeatures(state["mean"], state["std"]).to(runtime.device)
-            self._train_vectors = torch.from_numpy(np.ascontiguousarray(data.train.images.array())).to(runtime.device)
+            with torch.no_grad():  # elementwise: the same floats as standardising each batch
+                self._train_vectors = self._standardize(
+                    torch.from_numpy(np.ascontiguousarray(data.train.images.array())).to(runtime.device)
+                )
         self.model: nn.Module = build_model(
             self.spec,
             len(self.graph),
@@ -513,7 +516,8 @@ class Trainer:
             else np.ones(len(targets), dtype=bool)
         )
         if features is not None and self.skipped:  # images the feature pass could not read
-            contributes = contributes & ~np.isin(np.arange(len(contributes)), sorted(self.skipped))
+            contributes = contributes.copy()
+            contributes[sorted(self.skipped)] = False
         if not contributes.any():
             raise ConfigError(f"stage {stage.name}: no training sample contributes to any label")
         position = position if position is not None else EpochPosition()
@@ -536,10 +540,7 @@ class Trainer:
         total = torch.full((), position.loss_sum, dtype=torch.float64, device=self.rt.device)
         n_images, steps = position.n_images, position.steps
         bar = self._progress_bar(len(sampler), f"{stage.name} {epoch + 1}/{stage.epochs}")
-        vectors = None
-        if features is None and self._train_vectors is not None:
-            with torch.no_grad():  # standardised once per epoch, not per step (elementwise: the same floats)
-                vectors = self._prepare(self._train_vectors)
+        vectors = self._train_vectors if features is None else None
         if features is not None or vectors is not None:
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
             batches = [order[i : i + cfg.train.batch_size] for i in range(0, len(order), cfg.train.batch_size)]
@@ -555,7 +556,6 @@ class Trainer:
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
-        t0 = time.perf_counter()
         for x, idx in iterator:
             position.batches += 1
             if not len(idx):
@@ -583,10 +583,8 @@ class Trainer:
             steps += 1
             if not bar.disable:
                 bar.update(len(idx))
-                if steps % 20 == 1:
-                    bar.set_postfix(
-                        loss=f"{float(total) / n_images:.4f}", img_s=f"{n_images / (time.perf_counter() - t0):.0f}"
-                    )
+                if steps % 20 == 1:  # the reporter shows the rate itself
+                    bar.set_postfix(loss=f"{float(total) / n_images:.4f}")
             fault_point("step", stage.name, epoch + 1, steps)
             if self._stop is not None and self._stop.requested():
                 position.stopped = True

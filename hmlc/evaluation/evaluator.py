@@ -123,41 +123,41 @@ class EvaluationResult:
         labels = {}
         for r in self.labels:
             labels[r.label] = {
-                "auc": _num(r.auc),
-                "auc_ci": [_num(r.auc_ci[0]), _num(r.auc_ci[1])],
-                "pr_auc": _num(r.pr_auc),
+                "auc": json_number(r.auc),
+                "auc_ci": [json_number(r.auc_ci[0]), json_number(r.auc_ci[1])],
+                "pr_auc": json_number(r.pr_auc),
                 "n_pos": r.n_pos,
                 "n_neg": r.n_neg,
                 "n_excluded": r.n_excluded,
                 "radiologists_below": r.radiologists_below,
                 "radiologists": {
-                    x.name: {"tpr": _num(x.point.tpr), "fpr": _num(x.point.fpr), "below": x.below} for x in r.readers
+                    x.name: {"tpr": json_number(x.point.tpr), "fpr": json_number(x.point.fpr), "below": x.below} for x in r.readers
                 },
-                "delong_p": None if r.delong is None else _num(r.delong.p),
-                "compare_auc": None if r.delong is None else _num(r.delong.other_auc),
+                "delong_p": None if r.delong is None else json_number(r.delong.p),
+                "compare_auc": None if r.delong is None else json_number(r.delong.other_auc),
                 "bootstrap_skipped": r.boot_skipped,
                 "operating_points": {
                     t.rule: {
-                        "threshold": _num(t.threshold),
-                        "sensitivity": _num(t.sensitivity),
-                        "specificity": _num(t.specificity),
-                        "sensitivity_ci": [_num(t.sensitivity_ci[0]), _num(t.sensitivity_ci[1])],
-                        "specificity_ci": [_num(t.specificity_ci[0]), _num(t.specificity_ci[1])],
+                        "threshold": json_number(t.threshold),
+                        "sensitivity": json_number(t.sensitivity),
+                        "specificity": json_number(t.specificity),
+                        "sensitivity_ci": [json_number(t.sensitivity_ci[0]), json_number(t.sensitivity_ci[1])],
+                        "specificity_ci": [json_number(t.specificity_ci[0]), json_number(t.specificity_ci[1])],
                     }
                     for t in r.thresholds
                 },
-                "ece": None if r.calibration is None else _num(r.calibration.ece),
+                "ece": None if r.calibration is None else json_number(r.calibration.ece),
                 "constant_predictions": r.constant,
             }
         coherence, ap, agg = self.coherence, self.average_precision, self.study_aggregation
         return {
             "n": self.n,
             "labels": labels,
-            "mean_auc": _num(self.mean_auc),
-            "mean_auc_ci": [_num(self.mean_auc_ci[0]), _num(self.mean_auc_ci[1])],
+            "mean_auc": json_number(self.mean_auc),
+            "mean_auc_ci": [json_number(self.mean_auc_ci[0]), json_number(self.mean_auc_ci[1])],
             "radiologists_below_mean": self.radiologists_below_mean,
-            "coherence": None if coherence is None else _num(coherence.rate),
-            "ece": _num(self.ece),
+            "coherence": None if coherence is None else json_number(coherence.rate),
+            "ece": json_number(self.ece),
             "id_column": self.id_column,
             "missing": dict(self.missing),
             "mean_auc_labels": [r.label for r in self.labels if not math.isnan(r.auc)],
@@ -172,12 +172,12 @@ class EvaluationResult:
             "calibration_bins": {
                 "edges": [float(e) for e in self.calibration.edges],
                 "count": [int(c) for c in self.calibration.count],
-                "confidence": [_num(c) for c in self.calibration.confidence],
-                "frequency": [_num(f) for f in self.calibration.frequency],
+                "confidence": [json_number(c) for c in self.calibration.confidence],
+                "frequency": [json_number(f) for f in self.calibration.frequency],
             },
             "average_precision": None if ap is None else {
-                "micro": _num(ap.micro),
-                "macro": _num(ap.macro),
+                "micro": json_number(ap.micro),
+                "macro": json_number(ap.macro),
                 "labels": list(ap.labels),
                 "excluded": list(ap.excluded),
                 "labels_without_positives": list(ap.without_positives),
@@ -199,7 +199,8 @@ class EvaluationResult:
         }
 
 
-def _num(x: float | None) -> float | None:
+def json_number(x: float | None) -> float | None:
+    """``x`` for JSON: None for NaN and infinities."""
     return None if x is None or not math.isfinite(x) else float(x)
 
 
