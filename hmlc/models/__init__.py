@@ -30,17 +30,9 @@ _MODULES: dict[str, str] = {
     **dict.fromkeys(("WeightsSource", "find_weights", "load_pretrained"), "hmlc.models.weights"),
     **dict.fromkeys(("HmlcModel", "build_model", "to_model_input", "StandardizeFeatures"), "hmlc.models.model"),
     **dict.fromkeys(
-        (
-            "CHECKPOINT_FORMAT_VERSION",
-            "Checkpoint",
-            "save_checkpoint",
-            "load_checkpoint",
-            "read_checkpoint_metadata",
-            "flatten_state",
-            "unflatten_state",
-        ),
-        "hmlc.models.checkpoint",
+        ("CHECKPOINT_FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint"), "hmlc.models.checkpoint"
     ),
+    **dict.fromkeys(("read_checkpoint_metadata", "flatten_state", "unflatten_state"), "hmlc.models.checkpoint"),
 }
 
 __all__ = list(_MODULES)
