@@ -81,32 +81,37 @@ def _entries(cache: Path) -> list[Path]:
     return sorted(p for p in cache.glob("*/*") if p.is_dir())
 
 
-def test_prepare_help_and_config_show_import_no_torch(tmp_path: Path) -> None:
-    synth = tmp_path / "synth"
-    export_synthetic(synth, n=40, seed=1, image_size=48)
-    chexpert = write_chexpert_layout(tmp_path / "chexpert")
-    csv_prepare = [
-        "prepare", "--set", "data.dataset=csv", "--set", f"data.root={synth}", "--set", "hierarchy=synthetic",
-        "--set", "data.preprocessor=center-crop", "--set", "data.preprocessor_params={resize: 40, crop: 32}",
-        "--set", "model.backbone=resnet18", "--cache", str(tmp_path / "csv-cache"),
-    ]
-    # The paper's recipe: the CheXpert reader, template matching, a DenseNet from the plugin.
-    chexpert_prepare = [
-        "prepare", "--preset", "chexpert/u-ones-ct-lsr", "--set", f"data.root={chexpert}",
-        "--set", "data.params.views=both", "--cache", str(tmp_path / "chexpert-cache"),
-    ]
-    commands = [
-        ["--help"],
-        ["config", "show", "--preset", "chexpert/u-ones-ct-lsr"],
-        csv_prepare,
-        chexpert_prepare,
-    ]
-    results, err = run_commands(commands, tmp_path)
+def _check(results: list[dict[str, Any]], err: str) -> None:
     for result in results:
         assert result["code"] == 0, (result["argv"], err)
         assert result["heavy"] == [], f"`hmlc {' '.join(result['argv'][:3])} ...` imported {result['heavy']}"
-    assert len(_entries(tmp_path / "csv-cache")) == 2  # train and valid were really prepared
-    entries = _entries(tmp_path / "chexpert-cache")
+
+
+def test_prepare_help_and_config_show_import_no_torch(tmp_path: Path) -> None:
+    synth = tmp_path / "synth"
+    export_synthetic(synth, n=40, seed=1, image_size=48)
+    sets = [
+        "data.dataset=csv", f"data.root={synth}", "hierarchy=synthetic", "data.preprocessor=center-crop",
+        "data.preprocessor_params={resize: 40, crop: 32}", "model.backbone=resnet18", "policy.default=u-multiclass",
+    ]
+    config = [arg for item in sets for arg in ("--set", item)]
+    commands = [["--help"], ["config", "show", *config], ["prepare", *config, "--cache", str(tmp_path / "cache")]]
+    _check(*run_commands(commands, tmp_path))
+    assert len(_entries(tmp_path / "cache")) == 2  # train and valid were really prepared
+
+
+def test_the_paper_recipe_prepares_without_torch(tmp_path: Path) -> None:
+    """The CheXpert reader, template matching, a DenseNet registered by the plugin."""
+    chexpert = write_chexpert_layout(tmp_path / "chexpert")
+    commands = [
+        ["config", "show", "--preset", "chexpert/u-ones-ct-lsr"],
+        [
+            "prepare", "--preset", "chexpert/u-ones-ct-lsr", "--set", f"data.root={chexpert}",
+            "--set", "data.params.views=both", "--cache", str(tmp_path / "cache"),
+        ],
+    ]
+    _check(*run_commands(commands, tmp_path))
+    entries = _entries(tmp_path / "cache")
     assert [p.parent.name for p in entries] == ["chexpert", "chexpert"]
     assert sum(len(json.loads((p / "index.json").read_text())["ids"]) for p in entries) == 32
 
