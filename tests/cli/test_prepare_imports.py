@@ -1,4 +1,4 @@
-"""`hmlc prepare` (and `--help`, `config show`) start without torch, and still check every name first.
+"""`hmlc prepare` (and `--help`, `config show`, `plugins`) start without torch, and still check every name first.
 
 Importing torch costs 1.5-2 s, as much as preparing the 870 CheXpert sample
 images; prepare only decodes images, so the command a user runs must not pay
@@ -95,7 +95,14 @@ def test_prepare_help_and_config_show_import_no_torch(tmp_path: Path) -> None:
         "data.preprocessor_params={resize: 40, crop: 32}", "model.backbone=resnet18", "policy.default=u-multiclass",
     ]
     config = [arg for item in sets for arg in ("--set", item)]
-    commands = [["--help"], ["config", "show", *config], ["prepare", *config, "--cache", str(tmp_path / "cache")]]
+    commands = [
+        ["--help"],
+        ["config", "show", *config],
+        ["prepare", *config, "--cache", str(tmp_path / "cache")],
+        # Every registry of every installed plugin: registering backbones (and the rest) needs no torch.
+        ["plugins"],
+        ["list", "backbones"],
+    ]
     _check(*run_commands(commands, tmp_path))
     assert len(_entries(tmp_path / "cache")) == 2  # train and valid were really prepared
 
