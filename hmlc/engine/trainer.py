@@ -93,6 +93,7 @@ class Trainer:
         self.data = data
         #: Indices of training images skipped as unreadable (data.on_bad_image=skip).
         self.skipped: set[int] = set()
+        self._told_single = False  # said once that a batch of one sample is not trained on
         self.graph = data.graph
         self.stages = config.train.resolved_stages()
         self.spec = get_host().backbone(config.model.backbone)
@@ -556,10 +557,21 @@ class Trainer:
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
+        # BatchNorm in training mode cannot normalise a batch of one: such a batch (the
+        # remainder of an epoch, or what data.on_bad_image=skip left) is drawn but not trained on.
+        needs_two = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in train_module.modules())
         for x, idx in iterator:
             position.batches += 1
             if not len(idx):
                 continue  # every image of the batch was unreadable (data.on_bad_image=skip)
+            if needs_two and len(idx) == 1:
+                if not self._told_single:
+                    self._told_single = True
+                    self._say(
+                        "note: a training batch of one sample is left out (BatchNorm needs two or more); a "
+                        "train.batch_size that leaves no batch of one trains on every sample in every epoch"
+                    )
+                continue
             idx_dev = idx.to(self.rt.device, non_blocking=True)
             with self.rt.autocast():
                 if features is not None:
@@ -793,7 +805,7 @@ def train(
             run.remove_unfinished_writes()  # left by a process killed while writing
         if resume is not None and run.has_last_checkpoint():
             trainer.load_state(run.checkpoints / "last")
-        elif resume is None and runtime.is_main:
+        elif runtime.is_main:  # a new run, or one resumed that never saved a checkpoint: it starts from the beginning
             from hmlc.engine.rundir import atomic_write_text
 
             atomic_write_text(run.config_file, config_to_yaml(config))
