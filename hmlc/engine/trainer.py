@@ -148,6 +148,8 @@ class Trainer:
         #: Indices of validation images skipped as unreadable (data.on_bad_image=skip).
         self.valid_skipped: set[int] = set()
         self._wrapped: tuple[tuple[int, bool], nn.Module] | None = None
+        #: The last epoch's encoded labels, reused while they cannot change (see _epoch_labels).
+        self._labels_cache: tuple[tuple[int, int], tuple[np.ndarray, torch.Tensor, torch.Tensor]] | None = None
 
     # ------------------------------------------------------------- helpers
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -369,7 +371,8 @@ class Trainer:
                 self.model.unfreeze_backbone()  # a full stage after a head stage trains everything
                 params = list(self.model.parameters())
             self._optimizer = torch.optim.Adam(
-                params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay
+                params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay,
+                fused=True if self.config.train.fused_adam else None,
             )
             if self._resume_optimizer is not None and (start_epoch > 0 or self._resume_position is not None):
                 self._optimizer.load_state_dict(self._resume_optimizer)
@@ -506,16 +509,8 @@ class Trainer:
         Stops after the step at which a stop is requested, with ``position``
         saying where (``position.stopped``).
         """
-        from hmlc.conditional import contributing_samples
-
         cfg = self.config
-        targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
-        weights = self._stage_weights(stage, weights)
-        contributes = (
-            contributing_samples(weights > 0, weights)
-            if stage.subset == "conditional"
-            else np.ones(len(targets), dtype=bool)
-        )
+        contributes, t_all, w_all = self._epoch_labels(si, stage, epoch)
         if features is not None and self.skipped:  # images the feature pass could not read
             contributes = contributes.copy()
             contributes[sorted(self.skipped)] = False
@@ -526,8 +521,6 @@ class Trainer:
         sampler.set_epoch(epoch)
         if position.batches:  # resuming inside this epoch: the batches done are not drawn again
             sampler = _SkipFirst(sampler, position.batches * cfg.train.batch_size)
-        t_all = torch.from_numpy(targets).to(self.rt.device)
-        w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
         generator = self._generator(si, epoch)
         if position.generator_state is not None:
             generator.set_state(position.generator_state)
@@ -614,6 +607,33 @@ class Trainer:
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
         return float(total) / max(n_images, 1), n_images
+
+    def _epoch_labels(self, si: int, stage: StageConfig, epoch: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Which samples contribute, and the targets and loss weights on the device, for ``epoch`` of stage ``si``.
+
+        Encoded once per stage unless policy.redraw_each_epoch draws them anew each epoch
+        (without it the encoding does not depend on the epoch).
+        """
+        from hmlc.conditional import contributing_samples
+
+        cfg = self.config
+        key = (si, epoch if cfg.policy.redraw_each_epoch else -1)
+        if self._labels_cache is not None and self._labels_cache[0] == key:
+            return self._labels_cache[1]
+        targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
+        weights = self._stage_weights(stage, weights)
+        contributes = (
+            contributing_samples(weights > 0, weights)
+            if stage.subset == "conditional"
+            else np.ones(len(targets), dtype=bool)
+        )
+        encoded = (
+            contributes,
+            torch.from_numpy(targets).to(self.rt.device),
+            torch.from_numpy(weights.astype(np.float32)).to(self.rt.device),
+        )
+        self._labels_cache = (key, encoded)
+        return encoded
 
     def _readable(self, loader: DataLoader) -> Any:
         """The loader's batches without the images data.on_bad_image=skip left out (kept in ``skipped``).
