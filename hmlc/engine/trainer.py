@@ -102,6 +102,7 @@ class Trainer:
 
         #: Feature vectors: the training vectors on the device, standardised once, and the step to model input.
         self.vectors = data.input_kind == "features"
+        self._unit = "vec" if self.vectors else "img"  # what the rates count
         self._train_vectors: torch.Tensor | None = None
         self._standardize: nn.Module | None = None
         if self.vectors:
@@ -415,7 +416,7 @@ class Trainer:
                     self.log.log(row, step=len(self.history))
                     self._say(
                         f"[{stage.name}] epoch {epoch + 1}/{stage.epochs}  loss {loss:.4f}  "
-                        f"val mean AUC {val_mean:.4f}  {row['images_per_s']:.0f} img/s  {elapsed:.1f}s"
+                        f"val mean AUC {val_mean:.4f}  {row['images_per_s']:.0f} {self._unit}/s  {elapsed:.1f}s"
                     )
                 if val and not math.isnan(val_mean) and val_mean > self.best_mean:
                     self.best_mean = val_mean
@@ -485,7 +486,7 @@ class Trainer:
 
     def _progress_bar(self, total: int, desc: str) -> Progress:
         """Progress of a pass over ``total`` images (rank 0 only; off with train.progress=false)."""
-        return Progress(total, desc, unit="img", enabled=self.config.train.progress and self.rt.is_main)
+        return Progress(total, desc, unit=self._unit, enabled=self.config.train.progress and self.rt.is_main)
 
     def _features(self) -> torch.Tensor:
         """Backbone features of every training image, computed once (frozen backbone)."""
