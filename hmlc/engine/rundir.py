@@ -223,9 +223,16 @@ class MetricsLog:
             writer.writerows(self._rows)
             atomic_write_text(self.path, buffer.getvalue())
         if self._writer is not None:
-            for key, value in row.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._writer.add_scalar(key, value, step)
+            from tensorboard.compat.proto.summary_pb2 import Summary
+            from torch.utils.tensorboard.summary import scalar
+
+            # One event holding every scalar of the row (what add_scalar writes, one by one, 5x slower on GO).
+            values = [
+                v for key, value in row.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                for v in scalar(key, value).value
+            ]
+            self._writer.file_writer.add_summary(Summary(value=values), step)
             self._writer.flush()
 
     def close(self) -> None:
