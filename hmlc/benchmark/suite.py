@@ -424,6 +424,8 @@ def _run_unit(
         extra = [*overrides, f"seed={seed}", f"data.train_split={sel_train}", f"data.eval_split={sel_eval}",
                  f"output.name={run_name}"] + ([f"{EPOCHS_KEY}={top}"] if top else [])
         config = _config(suite, request, dataset, method, extra)
+        # Scored by the suite at the listed epochs only: the trainer's own validation after every epoch is not needed.
+        train_config = _config(suite, request, dataset, method, [*extra, "data.eval_split=''"])
         key = fingerprint({"config": _comparable(config), "epochs": epochs})
         file = where / f"{run_name}.json"
         record = read_json(file)
@@ -433,10 +435,10 @@ def _run_unit(
             point = str(e) if e else "all"
             if point in record["scores"]:
                 continue
-            done = _epochs_done(where / run_name, config)
+            done = _epochs_done(where / run_name, train_config)
             stop = None if e is None or e == top else e - done
             if stop is None or stop > 0:
-                _, _, spent = train_run(config, where, "hmlc benchmark", stop_after_epochs=stop)
+                _, _, spent = train_run(train_config, where, "hmlc benchmark", stop_after_epochs=stop)
                 record["seconds"] += spent
             elif stop < 0:  # the run went past this point before its score was kept: it cannot be scored now
                 record["scores"][point] = None
