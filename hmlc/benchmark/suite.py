@@ -446,8 +446,8 @@ def _run_unit(
             record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", splits.get(config))
             write_json(file, record)
             shown = record["scores"][point][suite.metric]
-            report(f"{tag}: select {setting}" + (f", {e} epochs" if e else "")
-                   + f": {METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
+            report(f"{tag}: select {_chosen({'setting': setting, 'epochs': e})}: "
+                   f"{METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
         seconds += record["seconds"]
         for point, scores in record["scores"].items():
             value = None if scores is None else scores[suite.metric]
@@ -481,10 +481,16 @@ def _run_unit(
 def _finished_line(suite: BenchmarkSuite, unit: _Unit, record: Mapping[str, Any]) -> str:
     chosen = record["chosen"]
     figure = suite.datasets.get(unit.dataset)
-    return (f"{unit.tag}: chose {chosen['setting']}" + (f", {chosen['epochs']} epochs" if chosen["epochs"] else "")
+    return (f"{unit.tag}: chose {_chosen(chosen)}"
             + f"; {suite.final[1]}: {METRICS[suite.metric]} {fmt(record[suite.metric])}"
             + (f" ({suite.reference_name}: {fmt(figure)})" if figure is not None else "")
             + f"; {record['selection_seconds'] + record['final_seconds']:.0f}s")
+
+
+def _chosen(chosen: Mapping[str, Any]) -> str:
+    """``width=500, 80 epochs`` (a grid of epochs alone: ``80 epochs``)."""
+    parts = [chosen["setting"]] if chosen["setting"] != "default" or not chosen["epochs"] else []
+    return ", ".join(parts + ([f"{chosen['epochs']} epochs"] if chosen["epochs"] else []))
 
 
 #: Seconds between two "where the suite stands" lines while workers run.
@@ -766,7 +772,7 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
     for d in datasets:
         for m in methods:
             for r in doc["datasets"][d]["methods"][m]["seeds"]:
-                chosen = r["chosen"]["setting"] + (f", {r['chosen']['epochs']} epochs" if r["chosen"]["epochs"] else "")
+                chosen = _chosen(r["chosen"])
                 searched = "; ".join(f"{k.rsplit('.', 1)[-1]} {', '.join(map(str, v))}"
                                      for k, v in doc["datasets"][d]["grid"].items())
                 lines.append(f"| {d} | {m} | {r['seed']} | {searched} | {chosen} | {fmt(r['micro_auprc'])} | "
