@@ -683,13 +683,24 @@ def _output_to(log: Path) -> Iterator[None]:
 
 
 def _comparable(config: Any) -> dict[str, Any]:
-    from hmlc.config import config_to_dict
+    """What a stored selection or final score was computed for: the settings that differ from hmlc's defaults.
+
+    A setting a later hmlc adds, at its default, leaves the stored keys valid, so
+    that a suite started before an upgrade continues after it.
+    """
+    from hmlc.config import config_to_dict, load_config
 
     data = config_to_dict(config)
     data["output"].pop("dir", None)
     data["train"].pop("progress", None)
-    return data
+    return _changed(data, config_to_dict(load_config(None, None, [])))
 
+
+def _changed(value: Any, default: Any) -> Any:
+    """The parts of ``value`` (nested dicts) that differ from ``default``."""
+    if not isinstance(value, dict) or not isinstance(default, dict):
+        return value
+    return {k: _changed(v, default.get(k)) for k, v in value.items() if k not in default or v != default[k]}
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

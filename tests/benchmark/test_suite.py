@@ -288,3 +288,23 @@ def test_a_dataset_can_search_its_own_values(tmp_path: Path, capsys: Any) -> Non
     bad = {**TOY, "datasets": {"120": {"grid": {"train.epochs": [0]}}}}
     with pytest.raises(Exception, match="dataset '120': grid train.epochs must list positive integers"):
         suite_module.suite_from_object("bad", bad)
+
+
+def test_stored_scores_survive_a_new_setting_at_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite started before an upgrade that adds a configuration key (at its default) continues after it."""
+    import hmlc.config
+
+    from hmlc.config import load_config
+
+    config = load_config(None, None, ["data.dataset=synthetic-vectors", "train.epochs=3", "train.lr=0.0007"])
+    before = suite_module._comparable(config)
+    assert before["train"] == {"epochs": 3, "lr": 0.0007}  # only what differs from hmlc's defaults
+    real = hmlc.config.config_to_dict
+
+    def upgraded(cfg: Any) -> dict[str, Any]:
+        data = real(cfg)
+        data["train"]["new_knob"] = "default"
+        return data
+
+    monkeypatch.setattr(hmlc.config, "config_to_dict", upgraded)
+    assert suite_module._comparable(config) == before
