@@ -82,10 +82,10 @@ def build_presets(suite: HmcSuite | None = None) -> dict[str, dict[str, Any]]:
         for method in suite.methods:
             preset = _recipe(suite, method, dataset.width, dataset.epochs)
             origin = "C-HMCNN's" if dataset.from_paper else f"median {dataset.ontology}"
-            capped = f" (C-HMCNN's {dataset.hidden_dim}, capped)" if dataset.width != dataset.hidden_dim else ""
+            hidden = (f"{origin} hidden size {dataset.width}" if dataset.width == dataset.hidden_dim
+                      else f"hidden size {dataset.width} (C-HMCNN's {dataset.hidden_dim}, capped)")
             preset["description"] = (
-                f"{dataset.name}, {method}: final run (trainvalid -> test), {origin} hidden size "
-                f"{dataset.width}{capped} and {dataset.epochs} epochs"
+                f"{dataset.name}, {method}: final run (trainvalid -> test), {hidden} and {dataset.epochs} epochs"
             )
             preset["data"].update({"params": {"name": dataset.name}, "train_split": "trainvalid", "eval_split": "test"})
             presets[f"hmc/{dataset.name}/{method}"] = preset
