@@ -10,11 +10,13 @@ chmcnn (MCLoss), at batch 4 and 64, with the HMC suite's presets (C-HMCNN's MLP,
   layers), the same Adam settings, the same loss function of hmlc (masked BCE, conditional
   masks computed once, MCLoss), inputs standardised once, ``index_select`` per batch.
 
-Prints milliseconds per step of each, the ratio hmlc / plain, and the seconds of one
-validation pass of the trainer (per-label AUC on the eval split, once per epoch).
+Prints milliseconds per step of each, the ratio hmlc / plain, the plain loop with Adam's fused
+kernel (``train.fused_adam``) and its speed-up, with ``--previous REV`` the plain loop with
+MCLoss as it was at git revision REV (read with ``git show``) and its time over today's, and
+the seconds of one validation pass of the trainer (per-label AUC on the eval split, once per epoch).
 
     python benchmarks/vector_training.py [--steps 150] [--threads 1] [--datasets cellcycle_FUN,cellcycle_GO]
-                                         [--methods flat,ct,chmcnn] [--batches 4,64] [--root DIR]
+                                         [--methods flat,ct,chmcnn] [--batches 4,64] [--root DIR] [--previous REV]
 
 Needs the HMC files in ../shared/data/hmc (or ``--root``) and the hmlc-hmc plugin.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -41,10 +44,17 @@ def _data_root() -> Path:
     raise SystemExit("vector_training: ../shared/data/hmc not found; pass --root DIR")
 
 
-def plain_loop(trainer, stage, steps: int, batch: int, seed: int) -> float:  # type: ignore[no-untyped-def]
-    """Seconds per step of a hand-written loop with the trainer's model layout, optimiser settings and loss."""
+def plain_loop(  # type: ignore[no-untyped-def]
+    trainer, stage, steps: int, batch: int, seed: int, mc_loss=None, fused: bool | None = None
+) -> float:
+    """Seconds per step of a hand-written loop with the trainer's model layout, optimiser settings and loss.
+
+    ``mc_loss``: the MCLoss function to use (default hmlc's); ``fused``: Adam's fused kernel.
+    """
     from hmlc.chain_rule import masked_bce_with_logits
-    from hmlc.max_constraint import mc_loss
+
+    if mc_loss is None:
+        from hmlc.max_constraint import mc_loss
 
     torch.manual_seed(seed)
     cfg = trainer.config
@@ -63,7 +73,7 @@ def plain_loop(trainer, stage, steps: int, batch: int, seed: int) -> float:  # t
     else:
         loss_fn = masked_bce_with_logits
     opt = torch.optim.Adam(
-        mlp.parameters(), lr=stage.lr, betas=tuple(cfg.train.betas), weight_decay=cfg.train.weight_decay
+        mlp.parameters(), lr=stage.lr, betas=tuple(cfg.train.betas), weight_decay=cfg.train.weight_decay, fused=fused
     )
     mlp.train()
     order = torch.randperm(len(x_all))
@@ -100,7 +110,13 @@ def main() -> None:
     ap.add_argument("--methods", default="flat,ct,chmcnn")
     ap.add_argument("--batches", default="4,64")
     ap.add_argument("--root", type=Path, help="folder holding FUN/ and GO/ (default ../shared/data/hmc)")
+    ap.add_argument("--previous", metavar="REV", help="also time the plain loop with MCLoss at this git revision")
     args = ap.parse_args()
+    previous_mc_loss = None
+    if args.previous:
+        from dag_scale import module_at
+
+        previous_mc_loss = module_at(args.previous, "hmlc/max_constraint.py")["mc_loss"]
     from hmlc.config import load_config
     from hmlc.engine.experiment import prepare_experiment
     from hmlc.engine.rundir import RunDirectory
@@ -110,8 +126,9 @@ def main() -> None:
     root = args.root or _data_root()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s); ms per training step, best of hmlc vs plain")
+    previous = f"plain@{args.previous}" if args.previous else ""
     print(f"{'dataset':<14} {'labels':>6} {'method':<7} {'batch':>5} {'steps':>5} | {'hmlc':>8} {'plain':>8} "
-          f"{'ratio':>6} | validation pass")
+          f"{'ratio':>6} | {'fused':>8} {'ratio':>6} | {previous:>14} {'ratio':>6} | validation pass")
     with tempfile.TemporaryDirectory() as work:
         for dataset in args.datasets.split(","):
             for method in args.methods.split(","):
@@ -128,6 +145,10 @@ def main() -> None:
                         stage = trainer.stages[0]
                         ours, steps = hmlc_steps(trainer, stage, batch)
                         base = plain_loop(trainer, stage, args.steps, batch, config.seed)
+                        fused = plain_loop(trainer, stage, args.steps, batch, config.seed, fused=True)
+                        old = math.nan
+                        if previous_mc_loss is not None and stage.loss == "mcloss":
+                            old = plain_loop(trainer, stage, args.steps, batch, config.seed, mc_loss=previous_mc_loss)
                         t0 = time.perf_counter()
                         trainer.evaluate(stage)
                         val = time.perf_counter() - t0
@@ -135,7 +156,8 @@ def main() -> None:
                         teardown_runtime(runtime)
                     print(
                         f"{dataset:<14} {len(data.graph):>6} {method:<7} {batch:>5} {steps:>5} | {ours * 1e3:8.2f} "
-                        f"{base * 1e3:8.2f} {ours / base:5.2f}x | {val:.2f} s on {len(data.valid)} rows", flush=True,
+                        f"{base * 1e3:8.2f} {ours / base:5.2f}x | {fused * 1e3:8.2f} {base / fused:5.2f}x | "
+                        f"{old * 1e3:14.2f} {old / base:5.2f}x | {val:.2f} s on {len(data.valid)} rows", flush=True,
                     )
 
 

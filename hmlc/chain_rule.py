@@ -175,7 +175,12 @@ class _Levels(torch.nn.Module):
                 else:
                     got = got.amax(1)
             a, b = self.start[i], self.start[i + 1]
-            if kind == 3:
+            if own is rows:  # no autograd: straight into the rows, no temporary
+                if kind == 3:
+                    torch.maximum(rows[a:b], got, out=rows[a:b])
+                else:
+                    rows[a:b].mul_(got)
+            elif kind == 3:
                 rows[a:b] = torch.maximum(own[a:b], got)
             else:
                 rows[a:b] = own[a:b] * got

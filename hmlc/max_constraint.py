@@ -80,6 +80,39 @@ def max_constraint(logits: Tensor, graph: LabelGraph) -> Tensor:
     return in_chunks(_module_for(logits, graph), logits)
 
 
+def _winners(levels: _Levels, values: Tensor) -> Tensor:
+    """Int64 (N, K) of values (N, K): per label, the column holding the max over it and its descendants.
+
+    The same level-wise fold as :meth:`MaxConstraint.propagate`, carrying the argmax
+    along (a label keeps its own value on a tie, else the first child reaching the max),
+    without autograd. ``values.gather(1, winners)`` is then the propagated max exactly.
+    """
+    with torch.no_grad():
+        rows = levels.rows(values)
+        arg = levels.order.to(torch.int32).unsqueeze(1).expand(-1, rows.shape[1]).contiguous()
+        sources = levels.split_sources()
+        for i in range(len(levels.widths)):
+            got = rows.index_select(0, sources[i])
+            got_arg = arg.index_select(0, sources[i])
+            if levels.widths[i] > 1:
+                got, best = got.reshape(-1, levels.widths[i], rows.shape[1]).max(1)
+                got_arg = got_arg.reshape(-1, levels.widths[i], rows.shape[1]).gather(1, best.unsqueeze(1)).squeeze(1)
+            own, own_arg = rows[levels.start[i] : levels.start[i + 1]], arg[levels.start[i] : levels.start[i + 1]]
+            torch.where(got > own, got_arg, own_arg, out=own_arg)
+            torch.maximum(own, got, out=own)
+        return levels.values(arg, values).long()
+
+
+def _propagate(levels: _Levels, values: Tensor) -> Tensor:
+    """(N, K) -> (N, K) each label's max over itself and its descendants, differentiable.
+
+    A gather at the fold's argmax: forward values equal the fold's, and the backward is one
+    scatter-add instead of a pass back through every level. At an exact tie the gradient goes
+    to one of the tied entries (as ``torch.max(dim)`` in C-HMCNN's own code), not split.
+    """
+    return values.gather(-1, _winners(levels, values.detach()))
+
+
 def mc_loss(logits: Tensor, targets: Tensor, weights: Tensor, graph: LabelGraph) -> Tensor:
     """MCLoss on logits (..., K), reduced like the other losses: sum(w * loss) / max(sum(w), eps).
 
@@ -90,12 +123,16 @@ def mc_loss(logits: Tensor, targets: Tensor, weights: Tensor, graph: LabelGraph)
     x = _float(logits)
     t = targets.to(x.dtype)
     w = weights.to(x.dtype)
-    # ln(1 - max_B f_B) = logsigmoid(-max_B x_B): sigmoid is increasing.
-    log_not = F.logsigmoid(-module.propagate(x))
     # ln max_B (y_B f_B) over known positives B; -inf where there is none.
     evidence = (t > 0) & (w > 0)
     log_yf = torch.log(torch.where(evidence, t, torch.ones_like(t))) + F.logsigmoid(x)
-    log_pos = module.propagate(torch.where(evidence, log_yf, torch.full_like(x, -math.inf)))
+    known_yf = torch.where(evidence, log_yf, torch.full_like(x, -math.inf))
+    # Both maxima in one fold over the DAG: max_B x_B and max_B ln(y_B f_B), stacked along rows.
+    k = module.num_labels
+    stacked = _propagate(module.levels, torch.cat([x.reshape(-1, k), known_yf.reshape(-1, k)]))
+    max_x, log_pos = stacked.reshape((2,) + x.shape).unbind(0)
+    # ln(1 - max_B f_B) = logsigmoid(-max_B x_B): sigmoid is increasing.
+    log_not = F.logsigmoid(-max_x)
     # Entries with y_A > 0 and weight 0 are masked out by the reduction anyway.
     positive = torch.where(evidence, t * log_pos, torch.zeros_like(x))
     return _weighted_mean(-(positive + (1 - t) * log_not), weights)

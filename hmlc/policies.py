@@ -20,12 +20,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import torch
 
 from hmlc.errors import ConfigError, DataError, PluginError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "UncertaintyPolicy",
@@ -271,5 +273,7 @@ def encode_labels(
 
 def multiclass_probability(logits3: torch.Tensor) -> torch.Tensor:
     """p(positive) = p1 / (p0 + p1) from U-MultiClass logits (..., K, 3)."""
+    import torch  # here: configuration checks (`hmlc prepare`) import this module without torch
+
     # The softmax restricted to classes 0 and 1 is sigmoid(l1 - l0); no exp overflow.
     return torch.sigmoid(logits3[..., 1] - logits3[..., 0])

@@ -7,6 +7,7 @@ from typing import Any
 _HOMES = {
     "LabelTable": "table",
     "read_label_csv": "table",
+    "label_file_error": "table",
     "decode_image": "images",
     "resize_square": "images",
     "ImageSource": "images",

@@ -25,7 +25,7 @@ import pandas as pd
 
 from hmlc.data.features import INPUT_KINDS, FeatureSource
 from hmlc.data.images import FileImageSource, ImageSource, missing_files
-from hmlc.data.table import LabelTable, read_label_csv
+from hmlc.data.table import LabelTable, label_file_error, read_label_csv
 from hmlc.errors import ConfigError, DataError, PluginError
 from hmlc.hierarchy.graph import LabelGraph
 
@@ -223,7 +223,7 @@ class CsvDataset(DatasetReader):
         try:
             header = list(pd.read_csv(csv_path, nrows=0).columns)
         except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+            raise label_file_error(csv_path, exc) from None
         extra = [_VIEW_COLUMN] if _VIEW_COLUMN in header and column != _VIEW_COLUMN else []
         frame = read_label_csv(csv_path, labels, id_column=column, extra_columns=extra)
         values = frame[column]

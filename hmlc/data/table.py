@@ -131,7 +131,7 @@ def read_label_csv(
     try:
         header = list(pd.read_csv(path, nrows=0).columns)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read label file {path}: {exc}") from None
+        raise label_file_error(path, exc) from None
     found = ", ".join(header)
     for column in [id_column, *extra_columns, *labels]:
         if column not in header:
@@ -146,6 +146,8 @@ def read_label_csv(
             keep_default_na=False,
             na_values={c: [""] for c in labels},
         )
+    except UnicodeDecodeError as exc:
+        raise label_file_error(path, exc) from None
     except ValueError as exc:
         _raise_first_bad_value(path, labels)
         raise DataError(f"cannot parse label file {path}: {exc}") from None
@@ -164,12 +166,19 @@ def read_label_csv(
     return frame
 
 
+def label_file_error(path: str | Path, exc: BaseException) -> DataError:
+    """The one-line error for a labels CSV that cannot be read: not UTF-8 (a spreadsheet's Latin-1), or else."""
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"label file {path} is not valid UTF-8; save it as UTF-8 (in a spreadsheet program: CSV UTF-8)")
+    return DataError(f"cannot read label file {path}: {exc}")
+
+
 def _raise_first_bad_value(path: Path, labels: list[str]) -> None:
     """Find the first label value that is not a number and raise a DataError naming it."""
     try:
         text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False)
-    except UnicodeDecodeError:
-        raise  # the CLI names the file as not valid UTF-8
+    except UnicodeDecodeError as exc:
+        raise label_file_error(path, exc) from None
     except ValueError:  # not even text columns (an unclosed quote): the caller reports the parse error
         return
     for column in labels:

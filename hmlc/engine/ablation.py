@@ -237,14 +237,21 @@ def earlier_run(run_dir: Path, cfg: ExperimentConfig, command: str = "hmlc ablat
 
     ``command`` (the command that plans the runs) is named in the errors.
     """
+    from hmlc.engine.rundir import RunDirectory
+
     if not run_dir.exists():
         return None
+    run = RunDirectory(run_dir)
     saved = run_dir / "config.yaml"
-    if not (run_dir / "checkpoints" / "last").exists() or not saved.is_file():
-        raise ConfigError(
-            f"{run_dir} holds a run that stopped before its first epoch ended; delete that folder and rerun "
-            f"{command} to train it again"
-        )
+    if not run.has_last_checkpoint():
+        if not run.has_checkpoint():
+            return None  # stopped before its first checkpoint: trained again from the start, in the same folder
+        if not saved.is_file():
+            raise ConfigError(
+                f"{run_dir} holds checkpoint files but no config.yaml; delete that folder and rerun {command}"
+            )
+    elif not saved.is_file():
+        raise ConfigError(f"{run_dir} holds a checkpoint but no config.yaml; delete that folder and rerun {command}")
     mine, theirs = (_comparable(config_to_dict(c)) for c in (cfg, load_config(saved)))
     if mine != theirs:
         key = _first_difference(mine, theirs)

@@ -93,6 +93,7 @@ class Trainer:
         self.data = data
         #: Indices of training images skipped as unreadable (data.on_bad_image=skip).
         self.skipped: set[int] = set()
+        self._told_single = False  # said once that a batch of one sample is not trained on
         self.graph = data.graph
         self.stages = config.train.resolved_stages()
         self.spec = get_host().backbone(config.model.backbone)
@@ -101,6 +102,7 @@ class Trainer:
 
         #: Feature vectors: the training vectors on the device, standardised once, and the step to model input.
         self.vectors = data.input_kind == "features"
+        self._unit = "vec" if self.vectors else "img"  # what the rates count
         self._train_vectors: torch.Tensor | None = None
         self._standardize: nn.Module | None = None
         if self.vectors:
@@ -147,6 +149,8 @@ class Trainer:
         #: Indices of validation images skipped as unreadable (data.on_bad_image=skip).
         self.valid_skipped: set[int] = set()
         self._wrapped: tuple[tuple[int, bool], nn.Module] | None = None
+        #: The last epoch's encoded labels, reused while they cannot change (see _epoch_labels).
+        self._labels_cache: tuple[tuple[int, int], tuple[np.ndarray, torch.Tensor, torch.Tensor]] | None = None
 
     # ------------------------------------------------------------- helpers
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -368,7 +372,8 @@ class Trainer:
                 self.model.unfreeze_backbone()  # a full stage after a head stage trains everything
                 params = list(self.model.parameters())
             self._optimizer = torch.optim.Adam(
-                params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay
+                params, lr=stage.lr, betas=tuple(self.config.train.betas), weight_decay=self.config.train.weight_decay,
+                fused=True if self.config.train.fused_adam else None,
             )
             if self._resume_optimizer is not None and (start_epoch > 0 or self._resume_position is not None):
                 self._optimizer.load_state_dict(self._resume_optimizer)
@@ -411,7 +416,7 @@ class Trainer:
                     self.log.log(row, step=len(self.history))
                     self._say(
                         f"[{stage.name}] epoch {epoch + 1}/{stage.epochs}  loss {loss:.4f}  "
-                        f"val mean AUC {val_mean:.4f}  {row['images_per_s']:.0f} img/s  {elapsed:.1f}s"
+                        f"val mean AUC {val_mean:.4f}  {row['images_per_s']:.0f} {self._unit}/s  {elapsed:.1f}s"
                     )
                 if val and not math.isnan(val_mean) and val_mean > self.best_mean:
                     self.best_mean = val_mean
@@ -481,7 +486,7 @@ class Trainer:
 
     def _progress_bar(self, total: int, desc: str) -> Progress:
         """Progress of a pass over ``total`` images (rank 0 only; off with train.progress=false)."""
-        return Progress(total, desc, unit="img", enabled=self.config.train.progress and self.rt.is_main)
+        return Progress(total, desc, unit=self._unit, enabled=self.config.train.progress and self.rt.is_main)
 
     def _features(self) -> torch.Tensor:
         """Backbone features of every training image, computed once (frozen backbone)."""
@@ -505,16 +510,8 @@ class Trainer:
         Stops after the step at which a stop is requested, with ``position``
         saying where (``position.stopped``).
         """
-        from hmlc.conditional import contributing_samples
-
         cfg = self.config
-        targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
-        weights = self._stage_weights(stage, weights)
-        contributes = (
-            contributing_samples(weights > 0, weights)
-            if stage.subset == "conditional"
-            else np.ones(len(targets), dtype=bool)
-        )
+        contributes, t_all, w_all = self._epoch_labels(si, stage, epoch)
         if features is not None and self.skipped:  # images the feature pass could not read
             contributes = contributes.copy()
             contributes[sorted(self.skipped)] = False
@@ -525,8 +522,6 @@ class Trainer:
         sampler.set_epoch(epoch)
         if position.batches:  # resuming inside this epoch: the batches done are not drawn again
             sampler = _SkipFirst(sampler, position.batches * cfg.train.batch_size)
-        t_all = torch.from_numpy(targets).to(self.rt.device)
-        w_all = torch.from_numpy(weights.astype(np.float32)).to(self.rt.device)
         generator = self._generator(si, epoch)
         if position.generator_state is not None:
             generator.set_state(position.generator_state)
@@ -556,10 +551,21 @@ class Trainer:
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
+        # BatchNorm in training mode cannot normalise a batch of one: such a batch (the
+        # remainder of an epoch, or what data.on_bad_image=skip left) is drawn but not trained on.
+        needs_two = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in train_module.modules())
         for x, idx in iterator:
             position.batches += 1
             if not len(idx):
                 continue  # every image of the batch was unreadable (data.on_bad_image=skip)
+            if needs_two and len(idx) == 1:
+                if not self._told_single:
+                    self._told_single = True
+                    self._say(
+                        "note: a training batch of one sample is left out (BatchNorm needs two or more); a "
+                        "train.batch_size that leaves no batch of one trains on every sample in every epoch"
+                    )
+                continue
             idx_dev = idx.to(self.rt.device, non_blocking=True)
             with self.rt.autocast():
                 if features is not None:
@@ -602,6 +608,33 @@ class Trainer:
             for buffer in model.buffers():
                 dist.broadcast(buffer.data, src=0)
         return float(total) / max(n_images, 1), n_images
+
+    def _epoch_labels(self, si: int, stage: StageConfig, epoch: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Which samples contribute, and the targets and loss weights on the device, for ``epoch`` of stage ``si``.
+
+        Encoded once per stage unless policy.redraw_each_epoch draws them anew each epoch
+        (without it the encoding does not depend on the epoch).
+        """
+        from hmlc.conditional import contributing_samples
+
+        cfg = self.config
+        key = (si, epoch if cfg.policy.redraw_each_epoch else -1)
+        if self._labels_cache is not None and self._labels_cache[0] == key:
+            return self._labels_cache[1]
+        targets, weights = self.data.encode(cfg.seed, epoch, cfg.policy.redraw_each_epoch)
+        weights = self._stage_weights(stage, weights)
+        contributes = (
+            contributing_samples(weights > 0, weights)
+            if stage.subset == "conditional"
+            else np.ones(len(targets), dtype=bool)
+        )
+        encoded = (
+            contributes,
+            torch.from_numpy(targets).to(self.rt.device),
+            torch.from_numpy(weights.astype(np.float32)).to(self.rt.device),
+        )
+        self._labels_cache = (key, encoded)
+        return encoded
 
     def _readable(self, loader: DataLoader) -> Any:
         """The loader's batches without the images data.on_bad_image=skip left out (kept in ``skipped``).
@@ -793,7 +826,7 @@ def train(
             run.remove_unfinished_writes()  # left by a process killed while writing
         if resume is not None and run.has_last_checkpoint():
             trainer.load_state(run.checkpoints / "last")
-        elif resume is None and runtime.is_main:
+        elif runtime.is_main:  # a new run, or one resumed that never saved a checkpoint: it starts from the beginning
             from hmlc.engine.rundir import atomic_write_text
 
             atomic_write_text(run.config_file, config_to_yaml(config))

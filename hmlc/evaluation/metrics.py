@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 __all__ = [
     "LabelAUC", "per_label_auc", "mean_auc", "AveragePrecision", "average_precision", "constant_prediction_labels"
@@ -24,20 +24,41 @@ class LabelAUC:
     n_excluded: int
 
 
-def _positive_rank_sums(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Per row of ``scores`` (labels, samples): the sum of the positives' midranks (1-based, ties averaged)."""
-    order = np.argsort(scores, axis=1)  # any order of ties: their ranks are averaged
-    ranked = np.take_along_axis(scores, order, axis=1)
+def _tie_groups(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of sorted ``ranked``: each position's tie group's first and last position (0-based)."""
     n = ranked.shape[1]
     at = np.arange(n, dtype=np.int32)
     first = np.ones(ranked.shape, dtype=bool)
     first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
     last = np.ones(ranked.shape, dtype=bool)
     last[:, :-1] = first[:, 1:]
-    start = np.maximum.accumulate(np.where(first, at, 0), axis=1)  # each tie group's first position
-    end = np.minimum.accumulate(np.where(last, at, n)[:, ::-1], axis=1)[:, ::-1]  # and its last
+    start = np.maximum.accumulate(np.where(first, at, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, at, n)[:, ::-1], axis=1)[:, ::-1]
+    return start, end
+
+
+def _positive_rank_sums(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per row of ``scores`` (labels, samples): the sum of the positives' midranks (1-based, ties averaged)."""
+    order = np.argsort(scores, axis=1)  # any order of ties: their ranks are averaged
+    start, end = _tie_groups(np.take_along_axis(scores, order, axis=1))
     midrank = (start + end) / 2 + 1
     return (midrank * np.take_along_axis(positive, order, axis=1)).sum(axis=1)
+
+
+def _average_precisions(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """Per row of ``scores`` (labels, samples): scikit-learn's ``average_precision_score``; 0 without positives.
+
+    AP = sum over thresholds t (scores descending) of (R_t - R_t-1) P_t: each positive adds
+    precision / n_pos at the last position of its tie group, the group counted as one threshold.
+    """
+    order = np.argsort(-scores, axis=1)  # ties form one threshold: their order does not matter
+    _, end = _tie_groups(np.take_along_axis(scores, order, axis=1))
+    hits = np.take_along_axis(positive, order, axis=1)
+    tps = np.cumsum(hits, axis=1, dtype=np.float64)
+    precision = np.take_along_axis(tps / np.arange(1, scores.shape[1] + 1), end, axis=1)
+    n_pos = tps[:, -1] if scores.shape[1] else np.zeros(len(scores))
+    gained = np.where(hits, precision, 0.0).sum(axis=1)
+    return np.divide(gained, n_pos, out=np.zeros(len(scores)), where=n_pos > 0)
 
 
 def per_label_auc(codes: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> list[LabelAUC]:
@@ -70,7 +91,8 @@ def per_label_auc(codes: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -
 
 def mean_auc(aucs: Sequence[LabelAUC], labels: Sequence[str] | None = None) -> float:
     """Mean AUC over ``labels`` (default: every label with both classes)."""
-    chosen = [a for a in aucs if (labels is None or a.label in labels) and not math.isnan(a.auc)]
+    wanted = None if labels is None else set(labels)
+    chosen = [a for a in aucs if (wanted is None or a.label in wanted) and not math.isnan(a.auc)]
     return float(np.mean([a.auc for a in chosen])) if chosen else math.nan
 
 
@@ -85,11 +107,6 @@ class AveragePrecision:
     without_positives: tuple[str, ...]  # labels with no positive: AP 0 in the macro mean, as scikit-learn
 
 
-def _ap(y: np.ndarray, p: np.ndarray) -> float:
-    # scikit-learn's value for a label without positives is 0 (after a warning): say it without the warning
-    return float(average_precision_score(y, p)) if (y == 1).any() else 0.0
-
-
 def average_precision(
     codes: np.ndarray, probs: np.ndarray, labels: Sequence[str], exclude: Sequence[str] = ()
 ) -> AveragePrecision:
@@ -97,29 +114,35 @@ def average_precision(
 
     Per label only the rows coded 0 or 1 count: micro pools those (row, label) pairs, macro
     is the mean of the labels' AP, a label without positives counting 0. Without uncertain or
-    blank codes both equal scikit-learn on the (rows, labels) matrices.
+    blank codes both equal scikit-learn on the (rows, labels) matrices (to rounding: sums
+    run in another order). Labels whose rows are all known share one vectorised sort.
     """
-    kept = [k for k, label in enumerate(labels) if label not in exclude]
-    pooled_y, pooled_p, per_label, empty = [], [], [], []
-    for k in kept:
-        y = codes[:, k]
-        known = (y == 0) | (y == 1)
-        if not known.any():
-            continue
-        pooled_y.append(y[known])
-        pooled_p.append(probs[known, k])
-        per_label.append(_ap(y[known], probs[known, k]))
-        if not (y[known] == 1).any():
-            empty.append(labels[k])
+    codes, probs = np.asarray(codes), np.asarray(probs)
+    dropped = set(exclude)
+    kept = np.array([k for k, label in enumerate(labels) if label not in dropped], dtype=np.int64)
+    known = (codes[:, kept] == 0) | (codes[:, kept] == 1)
+    positive = codes[:, kept] == 1
+    scored = known.any(axis=0)
+    full = known.all(axis=0)
+    per_label = np.zeros(len(kept))
+    if full.any():
+        per_label[full] = _average_precisions(probs[:, kept[full]].T, positive[:, full].T)
+    for j in np.flatnonzero(scored & ~full):  # some rows uncertain or blank: this label's known rows
+        rows = known[:, j]
+        per_label[j] = _average_precisions(probs[rows, kept[j]][None], positive[rows, j][None])[0]
+    has_positive = (positive & known).any(axis=0)
     micro = math.nan
-    if pooled_y and any((y == 1).any() for y in pooled_y):
-        micro = float(average_precision_score(np.concatenate(pooled_y), np.concatenate(pooled_p)))
+    if has_positive.any():
+        pooled = known[:, scored].T  # label by label, as the pairs are pooled
+        pooled_p = probs[:, kept[scored]].T[pooled]
+        pooled_y = positive[:, scored].T[pooled]
+        micro = float(_average_precisions(pooled_p[None], pooled_y[None])[0])
     return AveragePrecision(
         micro=micro,
-        macro=float(np.mean(per_label)) if per_label else math.nan,
+        macro=float(np.mean(per_label[scored])) if scored.any() else math.nan,
         labels=tuple(labels[k] for k in kept),
-        excluded=tuple(label for label in labels if label in exclude),
-        without_positives=tuple(empty),
+        excluded=tuple(label for label in labels if label in dropped),
+        without_positives=tuple(labels[k] for k in kept[scored & ~has_positive]),
     )
 
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
-
 from hmlc.errors import CheckpointError, WeightsNotFoundError
 
 if TYPE_CHECKING:
+    from torch import Tensor, nn
+
     from hmlc.models.backbones import BackboneSpec
 
 __all__ = [
@@ -97,6 +96,8 @@ class WeightsSource:
 
 def torch_hub_checkpoint_dir() -> Path:
     """The folder torch.hub (and torchvision, timm's URL downloads) caches weights in."""
+    import torch  # torch is imported where it computes, so naming weights (specs) needs none
+
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -231,6 +232,8 @@ def _download(spec: BackboneSpec) -> tuple[Path | None, str]:
                     hub_logger.setLevel(level)
     url = source.download_url
     if url:
+        import torch
+
         target = torch_hub_checkpoint_dir() / os.path.basename(url)
         match = torch.hub.HASH_REGEX.search(target.name)
         offline = _unreachable(url)
@@ -317,6 +320,9 @@ def find_weights(
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """Tensors of a weights file; never unpickles arbitrary objects."""
+    import torch
+    from torch import Tensor
+
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

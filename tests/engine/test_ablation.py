@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -109,9 +110,25 @@ def test_an_ablation_folder_with_other_settings_is_refused(tmp_path, capsys):
     assert main(args + sets("train.lr=0.01")) == 2
     err = capsys.readouterr().err
     assert "was trained with other settings (train.lr: 0.003 there, 0.01 now)" in err and "new --out" in err
-    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "model.safetensors").unlink()
-    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "meta.json").unlink()
-    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last" / "state.safetensors").unlink()
-    (out / "runs" / "u-ones-seed0" / "checkpoints" / "last").rmdir()
-    assert main(args + sets()) == 2
-    assert "stopped before its first epoch ended; delete that folder" in capsys.readouterr().err
+
+
+def test_an_ablation_run_killed_before_its_first_checkpoint_or_mid_swap_is_trained_on(tmp_path, capsys):
+    out = tmp_path / "abl"
+    args = ["ablate", "--grid", "policy=u-ones", "--out", str(out)]
+    assert main(args + sets()) == 0
+    capsys.readouterr()
+    run = out / "runs" / "u-ones-seed0"
+    expected = json.loads((run / "results.json").read_text())["final_mean_auc"]
+    # Killed while swapping checkpoints/last: only the previous copy is there; the run is continued from it.
+    (run / "checkpoints" / "last").rename(run / "checkpoints" / ".last.previous")
+    (run / "results.json").unlink()
+    assert main(args + sets()) == 0
+    assert "== u-ones (seed 0): continuing" in capsys.readouterr().out
+    assert (run / "checkpoints" / "last" / "meta.json").is_file()
+    # Killed before its first checkpoint: the folder holds config.yaml and closure.json only; trained again.
+    shutil.rmtree(run / "checkpoints")
+    (run / "results.json").unlink()
+    assert main(args + sets()) == 0
+    printed = capsys.readouterr().out
+    assert "continuing" not in printed and "finished earlier" not in printed
+    assert json.loads((run / "results.json").read_text())["final_mean_auc"] == pytest.approx(expected)

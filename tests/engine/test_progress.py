@@ -43,6 +43,16 @@ def test_a_log_gets_progress_of_training_validation_and_the_feature_pass(tmp_pat
     assert _progress_lines(err, "predict")[-1].startswith("predict: 48/48 img (100%), ")
 
 
+def test_feature_vectors_are_counted_as_vectors(tmp_path, capsys, log_lines) -> None:
+    args = sets("train.progress=true", "output.name=r", "data.dataset=synthetic-vectors", "model.backbone=mlp",
+                "model.backbone_params.layers=1", "model.backbone_params.width=16", "train.method=flat")
+    assert main(["train", "--out", str(tmp_path), *args]) == 0
+    err = capsys.readouterr().err
+    assert re.match(r"flat 1/2: 96/96 vec \(100%\), [\d.,]+ vec/s, ", _progress_lines(err, "flat 1/2")[-1]), err
+    assert re.search(r"\[flat\] epoch 2/2 .* \d+ vec/s ", err), err
+    assert " img" not in err, err
+
+
 def test_no_progress_when_it_is_off(tmp_path, capsys, log_lines) -> None:
     assert main(["train", "--out", str(tmp_path), *sets("train.progress=false", "output.name=r")]) == 0
     err = capsys.readouterr().err

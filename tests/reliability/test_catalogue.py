@@ -104,10 +104,13 @@ def bad(tmp_path_factory: pytest.TempPathFactory, synth_folder: Path, tiny_run: 
         "nopath": train.replace("Path,", "Picture,", 1),
         "missing_image": train.replace("view1_frontal.png", "nope.png", 1),
         "empty_split": header + "\n",
+        # a spreadsheet's Latin-1: in a data row far from the start, in the header
+        "latin1_row": "view1_fr\xe4ntal.png".join(train.rsplit("view1_frontal.png", 1)),
+        "latin1_header": train.replace("Path,", "P\xe4th,Path,", 1),
     }.items():
         folder = root / name / synth_folder.name
         folder.mkdir(parents=True)
-        (folder / "train.csv").write_text(text)
+        (folder / "train.csv").write_bytes(text.encode("latin-1"))
         (folder / "valid.csv").write_text(valid)
         for split in ("train", "valid"):
             (folder / split).symlink_to(synth_folder / split)
@@ -201,7 +204,8 @@ def _cases() -> list[tuple[str, Callable[[Paths], list[object]], str | Callable[
     case("evaluate-dupids", lambda p: ["evaluate", "--predictions", p.bad / "dupids.csv", "--labels", p.bad / "labels_ok.csv"], "dupids.csv")
     # datasets with a bad labels CSV
     for name, needle in [("code7", "7"), ("nopath", "Path"), ("missing_image", "nope.png"),
-                         ("empty_split", "train")]:
+                         ("empty_split", "train"), ("latin1_row", "train.csv is not valid UTF-8"),
+                         ("latin1_header", "train.csv is not valid UTF-8")]:
         case(f"train-dataset-{name}", lambda p, name=name: ["train", "--out", p.out, *tiny_sets(p.bad / name / p.data.name)], needle)
     # configurations and overrides
     for f, needle in [

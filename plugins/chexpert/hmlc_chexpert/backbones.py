@@ -3,17 +3,20 @@
 Input size, normalisation and the expected weights file are written out
 here, so that registering them builds nothing; a test checks them against
 what torchvision and timm report (:func:`hmlc.models.generic_backbone_spec`).
-The networks themselves come from that generic builder on first use.
+The networks themselves come from that generic builder on first use, so
+registering them imports no torch (``hmlc prepare`` starts without it).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from hmlc.models import BackboneSpec, WeightsSource, generic_backbone_spec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["BACKBONE_SOURCES", "PAPER_BACKBONES", "paper_backbone_specs", "register_paper_backbones"]
 

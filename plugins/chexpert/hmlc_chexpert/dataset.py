@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hmlc.data import FileImageSource, LabelTable, missing_files, read_label_csv
+from hmlc.data import FileImageSource, LabelTable, label_file_error, missing_files, read_label_csv
 from hmlc.data.datasets import (
     DatasetReader,
     DatasetSplit,
@@ -223,6 +223,6 @@ def _first_path_component(csv_path: Path) -> str:
     try:
         first = pd.read_csv(csv_path, usecols=["Path"], nrows=1, dtype=str)["Path"]
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+        raise label_file_error(csv_path, exc) from None
     value = str(first.iloc[0]).replace("\\", "/") if len(first) else ""
     return value.split("/", 1)[0] if "/" in value and not value.startswith("/") else ""

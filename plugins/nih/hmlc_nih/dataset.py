@@ -14,7 +14,6 @@ image is on disk and says how many of how many.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hmlc.data import FileImageSource, LabelTable
+from hmlc.data import FileImageSource, LabelTable, label_file_error
 from hmlc.data.datasets import (
     DatasetReader,
     DatasetSplit,
@@ -35,6 +34,7 @@ from hmlc.data.datasets import (
 )
 from hmlc.errors import ConfigError, DataError
 from hmlc.hierarchy import LabelGraph
+from hmlc.progress import say
 from hmlc_nih import NIH_LABELS, NO_FINDING
 
 __all__ = ["NihDataset", "CSV_NAMES", "patient_partition"]
@@ -185,7 +185,7 @@ def _codes(findings: pd.Series, labels: tuple[str, ...], csv_path: Path) -> np.n
                 table[j, column[name]] = 1.0
     if unknown:
         shown = ", ".join(f"{name!r} ({count})" for name, count in unknown.most_common(_SHOWN))
-        _say(f"nih: warning: {len(unknown)} names in 'Finding Labels' of {csv_path.name} are not NIH findings and were ignored (rows): {shown}")
+        say(f"nih: warning: {len(unknown)} names in 'Finding Labels' of {csv_path.name} are not NIH findings and were ignored (rows): {shown}")
     return table[values]
 
 
@@ -198,7 +198,7 @@ def _read_rows(csv_path: Path) -> pd.DataFrame:
             raise DataError(f"{csv_path} has no column(s) {missing}; is it Data_Entry_2017? Its columns: {header}")
         return pd.read_csv(csv_path, usecols=list(COLUMNS), dtype=str, keep_default_na=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+        raise label_file_error(csv_path, exc) from None
 
 
 def _image_paths(names: list[str], folder: Path) -> list[str | None]:
@@ -238,6 +238,3 @@ def _locate(root: Path | None, csv_name: str) -> tuple[Path, Path]:
             raise
     raise DataError(f"no {' or '.join(names)} in {root} or its subfolders; set data.root to the folder holding it")
 
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

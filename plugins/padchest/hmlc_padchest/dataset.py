@@ -17,7 +17,6 @@ import ast
 import functools
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from hmlc.data import FileImageSource, LabelTable
+from hmlc.data import FileImageSource, LabelTable, label_file_error
 from hmlc.data.datasets import (
     DatasetReader,
     DatasetSplit,
@@ -38,6 +37,7 @@ from hmlc.data.datasets import (
 )
 from hmlc.errors import ConfigError, DataError
 from hmlc.hierarchy import LabelGraph, load_hierarchy
+from hmlc.progress import say
 from hmlc_padchest import FULL_HIERARCHY_FILE
 
 __all__ = ["PadChestDataset", "LABELS_CSV", "normalise_name", "patient_partition"]
@@ -246,7 +246,7 @@ def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str,
     if unknown:
         shown = ", ".join(f"{name!r} ({count})" for name, count in unknown.most_common(_SHOWN))
         more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
-        _say(
+        say(
             f"padchest: warning: {len(unknown)} label names in {csv_path.name} are not in PadChest's hierarchy "
             f"and were ignored (rows): {shown}{more}; map them with data.params.aliases"
         )
@@ -255,7 +255,7 @@ def _code_labels(rows: pd.DataFrame, labels: tuple[str, ...], aliases: dict[str,
     notes += [f"{excluded} rows labelled 'exclude' skipped"] if excluded else []
     notes += [f"'normal' dropped beside a finding in {normal_dropped} rows"] if normal_dropped else []
     if notes:
-        _say("padchest: " + "; ".join(notes))
+        say("padchest: " + "; ".join(notes))
     return _Coded(has_labels, codes)
 
 
@@ -308,7 +308,7 @@ def _read_rows(csv_path: Path) -> pd.DataFrame:
     try:
         header = list(pd.read_csv(csv_path, nrows=0).columns)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+        raise label_file_error(csv_path, exc) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise DataError(f"{csv_path} has no column(s) {missing}; is it PadChest's label CSV? Its columns: {header}")
@@ -316,7 +316,7 @@ def _read_rows(csv_path: Path) -> pd.DataFrame:
     try:
         rows = pd.read_csv(csv_path, usecols=wanted, dtype=str, keep_default_na=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read label file {csv_path}: {exc}") from None
+        raise label_file_error(csv_path, exc) from None
     blank = rows["ImageID"].str.strip() == ""
     if blank.any():
         raise DataError(f"{csv_path}: data row {int(np.argmax(blank.to_numpy())) + 1} has no ImageID")
@@ -374,6 +374,3 @@ def _locate(root: Path | None, csv_name: str) -> tuple[Path, Path]:
     names = [csv_name] if csv_name.endswith(".gz") else [csv_name, csv_name + ".gz"]
     return dataset_file(root, names)
 
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
