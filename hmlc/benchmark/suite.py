@@ -379,13 +379,20 @@ def _run(
     combos = [(d, m, s) for d in datasets for m in methods for s in range(request.seeds)]
     units = [_Unit(i, len(combos), d, m, s) for i, (d, m, s) in enumerate(combos, 1)]
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    # The clock counts the units done in this call (those read back from an earlier one would make the rate a lie).
     clock = Progress(len(units), f"suite {suite.name}", unit="unit", enabled=False)
 
-    def finished(unit: _Unit, record: dict[str, Any]) -> None:
+    def status() -> str:
+        return f"{len(results)}/{len(units)} done, {clock.clock()}"
+
+    def finished(unit: _Unit, record: dict[str, Any], fresh: bool) -> None:
         results[(unit.dataset, unit.method, unit.seed)] = record
         _write(suite, grids, request, out, results, datasets, methods)
-        clock.update(1)
-        say(f"{_finished_line(suite, unit, record)}  ({clock.done}/{clock.total} done, {clock.clock()})")
+        if fresh:
+            clock.update(1)
+        else:
+            clock.total = (clock.total or 1) - 1
+        say(f"{_finished_line(suite, unit, record)}" + ("" if fresh else " (earlier)") + f"  ({status()})")
 
     _write(suite, grids, request, out, results, datasets, methods)
     jobs = min(request.jobs, len(units))
@@ -393,9 +400,9 @@ def _run(
         if jobs == 1:
             splits = _Splits()
             for unit in units:
-                finished(unit, _run_unit(suite, grids[unit.dataset], request, out, unit, splits, say))
+                finished(unit, *_run_unit(suite, grids[unit.dataset], request, out, unit, splits, say))
         else:
-            _run_parallel(suite, grids, request, out, units, jobs, finished, clock)
+            _run_parallel(suite, grids, request, out, units, jobs, finished, status)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what is finished is written; the same command continues
         what = getattr(exc, "what", "interrupted")
         raise Interrupted(
@@ -408,8 +415,11 @@ def _run(
 def _run_unit(
     suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path, unit: _Unit,
     splits: _Splits, report: Callable[[str], None],
-) -> dict[str, Any]:
-    """Select on the selection split, train the final model and score it once (or read back what is done)."""
+) -> tuple[dict[str, Any], bool]:
+    """Select on the selection split, train the final model and score it once (or read back what is done).
+
+    Returns the unit's record and whether anything was trained or scored in this call.
+    """
     from hmlc.engine.ablation import slug
     from hmlc.engine.rundir import write_json
 
@@ -418,6 +428,7 @@ def _run_unit(
     sel_train, sel_eval = suite.selection
     candidates: list[tuple[float, int, str, list[str], int | None]] = []  # (-score, order, name, overrides, epochs)
     seconds = 0.0
+    fresh = False  # anything trained or scored in this call
     for k, (setting, overrides) in enumerate(_settings(grid)):
         run_name = slug(f"select-{setting}")
         top = epochs[-1] if epochs else None
@@ -445,6 +456,7 @@ def _run_unit(
                 continue
             record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", splits.get(config))
             write_json(file, record)
+            fresh = True
             shown = record["scores"][point][suite.metric]
             report(f"{tag}: select {_chosen({'setting': setting, 'epochs': e})}: "
                    f"{METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
@@ -475,7 +487,8 @@ def _run_unit(
                   "selection_score": -best[0], "selection_seconds": round(seconds, 1),
                   "final_seconds": round(spent, 1), **scores}
         write_json(file, record)
-    return record
+        fresh = True
+    return record, fresh
 
 
 def _finished_line(suite: BenchmarkSuite, unit: _Unit, record: Mapping[str, Any]) -> str:
@@ -499,7 +512,8 @@ PROGRESS_EVERY = 60.0
 
 def _run_parallel(
     suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
-    units: Sequence[_Unit], jobs: int, finished: Callable[[_Unit, dict[str, Any]], None], clock: Any,
+    units: Sequence[_Unit], jobs: int, finished: Callable[[_Unit, dict[str, Any], bool], None],
+    status: Callable[[], str],
 ) -> None:
     """Run ``units`` in ``jobs`` spawned worker processes; ``finished`` is called here, in the main process.
 
@@ -537,7 +551,7 @@ def _run_parallel(
         elif kind == "done":
             running.pop(worker, None)
             left -= 1
-            finished(unit, payload)
+            finished(unit, *payload)
         elif kind == "stopped":
             running.pop(worker, None)
         elif kind == "error":
@@ -579,8 +593,7 @@ def _run_parallel(
                 now = time.monotonic()
                 doing = ", ".join(f"{u.dataset} {u.method} seed {u.seed} ({format_duration(now - t)})"
                                   for u, t in sorted(running.values(), key=lambda r: r[0].number))
-                say(f"suite {suite.name}: {clock.done}/{clock.total} unit(s) done, running: {doing or 'none'}; "
-                    f"{clock.clock()}")
+                say(f"suite {suite.name}: running {doing or 'nothing'}; {status()}")
     except BaseException:
         stop.set()
         for w in workers:
@@ -648,8 +661,8 @@ def _worker(
         where.mkdir(parents=True, exist_ok=True)
         try:
             with _output_to(where / "log.txt"):
-                record = _run_unit(suite, grids[unit.dataset], request, out, unit, splits,
-                                   lambda text, n=unit.number: messages.put(("say", worker, n, text)))
+                outcome = _run_unit(suite, grids[unit.dataset], request, out, unit, splits,
+                                    lambda text, n=unit.number: messages.put(("say", worker, n, text)))
         except KeyboardInterrupt:
             messages.put(("stopped", worker, unit.number, None))
             return
@@ -659,7 +672,7 @@ def _worker(
         except Exception:
             messages.put(("crash", worker, unit.number, traceback.format_exc()))
             return
-        messages.put(("done", worker, unit.number, record))
+        messages.put(("done", worker, unit.number, outcome))  # (record, fresh)
 
 
 @contextlib.contextmanager

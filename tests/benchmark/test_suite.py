@@ -191,6 +191,7 @@ def test_jobs_run_units_in_workers_with_the_numbers_of_one_job(tmp_path: Path, c
     # A second call reads everything back: no training, the same numbers.
     code, _, err3 = run([*JOBS_ARGS, "--jobs", "2", "--out", tmp_path / "two"], capsys)
     assert code == 0 and "trained earlier" not in err3
+    assert err3.count(" (earlier)  (") == 4 and "4/4 done" in err3  # read back, and not counted in the clock's rate
     assert _numbers(json.loads((tmp_path / "two" / "results.json").read_text())) == _numbers(one)
 
 
