@@ -4,33 +4,45 @@ A plugin registers a suite (hook ``hmlc_register_benchmark_suites``) as a dict::
 
     description: ...
     reference: {name: C-HMCNN, source: "...", seeds: 10}  # whose published figures, over how many seeds
-    datasets: {cellcycle_FUN: {reference: 0.255}, pheno_FUN: {}}
+    datasets: {cellcycle_FUN: {reference: 0.255, grid: {train.epochs: [53, 106, 159]}}, pheno_FUN: {}}
     methods: [flat, ct, chmcnn]
     config: {preset: "hmc/{dataset}/{method}", set: ["data.root={data}"]}  # templates
-    grid: {model.backbone_params.width: [250, 500, 1000], train.epochs: [25, 50, 100]}
+    grid: {model.backbone_params.width: [250, 500, 1000], train.epochs: [25, 50, 100]}  # for every dataset
     protocol:
       selection: {train_split: train, eval_split: valid}
       final: {train_split: trainvalid, eval_split: test}
       metric: micro_auprc     # or macro_auprc, mean_auc
 
-For every dataset x method x seed: each setting of the grid (the keys other
-than ``train.epochs``) is trained once on the selection train split, for the
-largest number of epochs, and scored on the selection eval split after each
+A dataset's own ``grid`` replaces the suite's values for the keys it names
+(``--grid`` replaces both). For every dataset x method x seed (a *unit*):
+each setting of the grid (the keys other than ``train.epochs``) is trained
+once on the selection train split, for the largest number of epochs, and
+scored on the selection eval split after each
 number of epochs the grid lists (the training stops there, the checkpoint is
 scored, the training continues); the best (setting, epochs) by the metric is
 trained on the final train split and scored on the final eval split once.
 Labels the dataset's protocol excludes (``score_exclude``) are left out of
 every score. Every run and score is kept under ``OUT``: a second call with
 the same arguments continues where the first stopped.
+
+Units are independent: ``jobs`` > 1 runs them in that many worker processes
+(spawned; each gets ``cores // jobs`` torch threads unless ``train.threads``
+is set), each unit's training output going to ``runs/<dataset>/<method>/seed<k>/log.txt``;
+the main process prints one line per scored point and per finished unit, a
+progress line every minute, and alone writes the results files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+import signal
 import statistics
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +62,7 @@ from hmlc.benchmark.common import (
     train_run,
 )
 from hmlc.evaluation.evaluator import json_number
-from hmlc.errors import ConfigError, PluginError
+from hmlc.errors import ConfigError, DataError, HmlcError, PluginError
 
 __all__ = ["BenchmarkSuite", "suite_from_object", "resolve_suite", "protocol_scores", "run_suite", "METRICS"]
 
@@ -71,6 +83,7 @@ class BenchmarkSuite:
     name: str
     description: str
     datasets: Mapping[str, float | None]  # dataset -> the reference's published figure (None: none)
+    dataset_grids: Mapping[str, Mapping[str, tuple[Any, ...]]]  # dataset -> its own grid values (replace the suite's)
     methods: tuple[str, ...]
     preset: str | None
     sets: tuple[str, ...]
@@ -86,6 +99,10 @@ class BenchmarkSuite:
         """The suite's ``--set`` overrides for one dataset and method (``{data}``: the --data folder)."""
         values = {"dataset": dataset, "method": method, "data": str(data) if data else ""}
         return [s.format(**values) for s in self.sets if data is not None or "{data}" not in s]
+
+    def grid_for(self, dataset: str) -> dict[str, tuple[Any, ...]]:
+        """The grid searched for ``dataset``: the suite's, with the dataset's own values in place."""
+        return {**self.grid, **self.dataset_grids.get(dataset, {})}
 
 
 def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
@@ -106,14 +123,22 @@ def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
     if not isinstance(datasets, dict) or not datasets:
         raise PluginError(f"{where}: 'datasets' must map dataset names to {{reference: figure or null}}")
     figures: dict[str, float | None] = {}
+    dataset_grids: dict[str, dict[str, tuple[Any, ...]]] = {}
     for ds, entry in datasets.items():
         entry = entry or {}
         figure = entry.get("reference") if isinstance(entry, dict) else "?"
-        if not isinstance(entry, dict) or set(entry) - {"reference"} or not (
+        if not isinstance(entry, dict) or set(entry) - {"reference", "grid"} or not (
             figure is None or isinstance(figure, (int, float)) and not isinstance(figure, bool)
         ):
-            raise PluginError(f"{where}: dataset {ds!r} takes only 'reference' (a number or null)")
+            raise PluginError(f"{where}: dataset {ds!r} takes only 'reference' (a number or null) and 'grid'")
         figures[str(ds)] = None if figure is None else float(figure)
+        own = entry.get("grid") or {}
+        if not isinstance(own, dict) or not all(isinstance(v, list) and v for v in own.values()):
+            raise PluginError(f"{where}: dataset {ds!r}: 'grid' must map --set keys to non-empty lists of values")
+        if EPOCHS_KEY in own and not all(isinstance(v, int) and v > 0 for v in own[EPOCHS_KEY]):
+            raise PluginError(f"{where}: dataset {ds!r}: grid {EPOCHS_KEY} must list positive integers")
+        if own:
+            dataset_grids[str(ds)] = {str(k): tuple(v) for k, v in own.items()}
     methods = obj["methods"]
     if not isinstance(methods, list) or not methods or not all(isinstance(m, str) and m for m in methods):
         raise PluginError(f"{where}: 'methods' must be a non-empty list of names")
@@ -145,7 +170,8 @@ def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
         raise PluginError(f"{where}: 'reference' must hold name, source and seeds")
     seeds = reference.get("seeds")
     return BenchmarkSuite(
-        name=name, description=str(obj.get("description") or ""), datasets=figures, methods=tuple(methods),
+        name=name, description=str(obj.get("description") or ""), datasets=figures, dataset_grids=dataset_grids,
+        methods=tuple(methods),
         preset=config.get("preset"), sets=tuple(sets), grid={str(k): tuple(v) for k, v in grid.items()},
         selection=splits[0], final=splits[1], metric=str(metric),
         reference_name=str(reference.get("name") or "published"), reference_source=str(reference.get("source") or ""),
@@ -186,10 +212,20 @@ class SuiteRequest:
     seeds: int
     grid: dict[str, tuple[str, ...]]  # --grid overrides
     sets: tuple[str, ...]  # --set overrides, after the suite's own
+    jobs: int = 1  # units run at once; > 1: each in a worker process
 
 
-def _grid(suite: BenchmarkSuite, request: SuiteRequest) -> dict[str, tuple[Any, ...]]:
-    grid = dict(suite.grid)
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _grid(suite: BenchmarkSuite, request: SuiteRequest, dataset: str | None) -> dict[str, tuple[Any, ...]]:
+    """The grid searched for ``dataset`` (None: the suite's own), with ``--grid`` applied."""
+    grid = suite.grid_for(dataset) if dataset else dict(suite.grid)
     grid.update(request.grid)
     if EPOCHS_KEY in request.grid:
         try:
@@ -219,8 +255,13 @@ def _config(suite: BenchmarkSuite, request: SuiteRequest, dataset: str, method: 
     return load_config(None, preset, [*suite.config_overrides(dataset, method, request.data), *request.sets, *extra])
 
 
-def plan_suite(name: str, request: SuiteRequest, out: Path) -> tuple[BenchmarkSuite, dict[str, tuple[Any, ...]]]:
-    """Check the suite, the choice of datasets and methods, the grid and every configuration; trains nothing."""
+def plan_suite(
+    name: str, request: SuiteRequest, out: Path
+) -> tuple[BenchmarkSuite, dict[str, dict[str, tuple[Any, ...]]]]:
+    """Check the suite, the choice of datasets and methods, the grids, --jobs and every configuration; trains nothing.
+
+    Returns the suite and each chosen dataset's grid (``--grid`` applied).
+    """
     from hmlc.cli.paths import experiment_inputs
     from hmlc.engine.experiment import check_experiment
     from hmlc.plugins import get_host
@@ -233,21 +274,31 @@ def plan_suite(name: str, request: SuiteRequest, out: Path) -> tuple[BenchmarkSu
             raise ConfigError(f"{what}: {', '.join(unknown)} not in suite {name!r}; it has: {', '.join(known)}")
     if request.seeds < 1:
         raise ConfigError(f"--seeds {request.seeds}: give at least 1")
+    cores = usable_cores()
+    if not 1 <= request.jobs <= cores:
+        raise ConfigError(f"--jobs {request.jobs}: give 1 to {cores} (the CPU cores this machine lets hmlc use)")
     if request.data is not None and not request.data.is_dir():
         raise ConfigError(f"--data {request.data} is not a folder; give the folder holding the suite's datasets")
-    grid = _grid(suite, request)
+    grids: dict[str, dict[str, tuple[Any, ...]]] = {}
     inputs: list[Path | None] = []
     for dataset in request.datasets or tuple(suite.datasets):
+        grids[dataset] = grid = _grid(suite, request, dataset)
         for method in request.methods or suite.methods:
             for _, overrides in _settings(grid):
                 config = _config(suite, request, dataset, method, overrides)
                 check_experiment(config)
+                threads = config.train.threads
+                if request.jobs > 1 and threads and threads * request.jobs > cores:
+                    raise ConfigError(
+                        f"--jobs {request.jobs} x train.threads={threads} is more than the {cores} CPU core(s) here; "
+                        f"lower one (without train.threads each worker gets {max(1, cores // request.jobs)})"
+                    )
             reader = get_host().dataset(config.data.dataset)
             for split in {*suite.selection, *suite.final}:
                 reader.check_split(split)
             inputs += experiment_inputs(config)
     check_out_folder(out, inputs)
-    return suite, grid
+    return suite, grids
 
 
 def _epochs_done(run_dir: Path, config: Any) -> int:
@@ -264,7 +315,7 @@ def _epochs_done(run_dir: Path, config: Any) -> int:
 
 
 class _Splits:
-    """Evaluation splits read once per run of the command."""
+    """Evaluation splits read once per process."""
 
     def __init__(self) -> None:
         self._cache: dict[str, EvalSplit] = {}
@@ -288,107 +339,381 @@ def _scored(checkpoint: Path, split: EvalSplit) -> dict[str, Any]:
     return protocol_scores(split.codes, probs, split.labels, split.score_exclude)
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """One dataset x method x seed of a suite: its selection and its final run."""
+
+    number: int  # 1-based position in the run's list
+    total: int
+    dataset: str
+    method: str
+    seed: int
+
+    @property
+    def tag(self) -> str:
+        return f"[{self.number}/{self.total}] {self.dataset} {self.method} seed {self.seed}"
+
+    def folder(self, out: Path) -> Path:
+        return out / "runs" / self.dataset / self.method / f"seed{self.seed}"
+
+
 def run_suite(name: str, request: SuiteRequest, out: Path) -> dict[str, Any]:
     """Plan (every check first), then select, train and score every dataset x method x seed; returns results.json."""
-    suite, grid = plan_suite(name, request, out)
+    suite, grids = plan_suite(name, request, out)
     out = Path(out)
     holder = lock_out_folder(out)
     try:
-        return _run(suite, grid, request, out)
+        return _run(suite, grids, request, out)
     finally:
         holder.release()
 
 
-def _run(suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path) -> dict[str, Any]:
-    from hmlc.engine.ablation import slug
-    from hmlc.engine.rundir import write_json
+def _run(
+    suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path
+) -> dict[str, Any]:
+    from hmlc.engine.interrupt import Interrupted
+    from hmlc.progress import Progress
 
     datasets = request.datasets or tuple(suite.datasets)
     methods = request.methods or suite.methods
+    combos = [(d, m, s) for d in datasets for m in methods for s in range(request.seeds)]
+    units = [_Unit(i, len(combos), d, m, s) for i, (d, m, s) in enumerate(combos, 1)]
+    results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    # The clock counts the units done in this call (those read back from an earlier one would make the rate a lie).
+    clock = Progress(len(units), f"suite {suite.name}", unit="unit", enabled=False)
+
+    def status() -> str:
+        return f"{len(results)}/{len(units)} done, {clock.clock()}"
+
+    def finished(unit: _Unit, record: dict[str, Any], fresh: bool) -> None:
+        results[(unit.dataset, unit.method, unit.seed)] = record
+        _write(suite, grids, request, out, results, datasets, methods)
+        if fresh:
+            clock.update(1)
+        else:
+            clock.total = (clock.total or 1) - 1
+        say(f"{_finished_line(suite, unit, record)}" + ("" if fresh else " (earlier)") + f"  ({status()})")
+
+    _write(suite, grids, request, out, results, datasets, methods)
+    jobs = min(request.jobs, len(units))
+    try:
+        if jobs == 1:
+            splits = _Splits()
+            for unit in units:
+                finished(unit, *_run_unit(suite, grids[unit.dataset], request, out, unit, splits, say))
+        else:
+            _run_parallel(suite, grids, request, out, units, jobs, finished, status)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what is finished is written; the same command continues
+        what = getattr(exc, "what", "interrupted")
+        raise Interrupted(
+            getattr(exc, "signum", signal.SIGINT), what,
+            f"{len(results)} of {len(units)} unit(s) finished; run the same hmlc benchmark command to continue",
+        ) from None
+    return _write(suite, grids, request, out, results, datasets, methods)
+
+
+def _run_unit(
+    suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path, unit: _Unit,
+    splits: _Splits, report: Callable[[str], None],
+) -> tuple[dict[str, Any], bool]:
+    """Select on the selection split, train the final model and score it once (or read back what is done).
+
+    Returns the unit's record and whether anything was trained or scored in this call.
+    """
+    from hmlc.engine.ablation import slug
+    from hmlc.engine.rundir import write_json
+
+    dataset, method, seed, where, tag = unit.dataset, unit.method, unit.seed, unit.folder(out), unit.tag
     epochs = sorted({int(e) for e in grid.get(EPOCHS_KEY, ())})
-    settings = _settings(grid)
-    splits = _Splits()
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    jobs = [(d, m, s) for d in datasets for m in methods for s in range(request.seeds)]
-    _write(suite, grid, request, out, results, datasets, methods)
-    for i, (dataset, method, seed) in enumerate(jobs, 1):
-        where = out / "runs" / dataset / method / f"seed{seed}"
-        tag = f"[{i}/{len(jobs)}] {dataset} {method} seed {seed}"
-        sel_train, sel_eval = suite.selection
-        candidates: list[tuple[float, int, str, list[str], int | None]] = []  # (-score, order, name, overrides, epochs)
-        seconds = 0.0
-        for k, (setting, overrides) in enumerate(settings):
-            run_name = slug(f"select-{setting}")
-            top = epochs[-1] if epochs else None
-            extra = [*overrides, f"seed={seed}", f"data.train_split={sel_train}", f"data.eval_split={sel_eval}",
-                     f"output.name={run_name}"] + ([f"{EPOCHS_KEY}={top}"] if top else [])
-            config = _config(suite, request, dataset, method, extra)
-            key = fingerprint({"config": _comparable(config), "epochs": epochs})
-            file = where / f"{run_name}.json"
-            record = read_json(file)
-            if not isinstance(record, dict) or record.get("key") != key:
-                record = {"key": key, "setting": setting, "overrides": overrides, "scores": {}, "seconds": 0.0}
-            split = splits.get(config)
-            for e in epochs or [None]:
-                point = str(e) if e else "all"
-                if point in record["scores"]:
-                    continue
-                done = _epochs_done(where / run_name, config)
-                stop = None if e is None or e == top else e - done
-                if stop is None or stop > 0:
-                    run_dir, _, spent = train_run(config, where, "hmlc benchmark", stop_after_epochs=stop)
-                    record["seconds"] += spent
-                elif stop < 0:  # the run went past this point before its score was kept: it cannot be scored now
-                    record["scores"][point] = None
-                    continue
-                record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", split)
-                write_json(file, record)
-                shown = record["scores"][point][suite.metric]
-                say(f"{tag}: select {setting}" + (f", {e} epochs" if e else "")
-                    + f": {METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
-            seconds += record["seconds"]
-            for point, scores in record["scores"].items():
-                value = None if scores is None else scores[suite.metric]
-                if value is not None:
-                    candidates.append((-value, k * 1000 + (int(point) if point != "all" else 0), setting, overrides,
-                                       None if point == "all" else int(point)))
-        if not candidates:
-            raise ConfigError(f"{dataset} {method}: no setting could be scored on {sel_eval}; check the data")
-        best = min(candidates)
-        _, _, setting, overrides, chosen_epochs = best
-        fin_train, fin_eval = suite.final
-        extra = [*overrides, f"seed={seed}", f"data.train_split={fin_train}", f"data.eval_split={fin_eval}",
-                 "output.name=final"] + ([f"{EPOCHS_KEY}={chosen_epochs}"] if chosen_epochs else [])
+    sel_train, sel_eval = suite.selection
+    candidates: list[tuple[float, int, str, list[str], int | None]] = []  # (-score, order, name, overrides, epochs)
+    seconds = 0.0
+    fresh = False  # anything trained or scored in this call
+    for k, (setting, overrides) in enumerate(_settings(grid)):
+        run_name = slug(f"select-{setting}")
+        top = epochs[-1] if epochs else None
+        extra = [*overrides, f"seed={seed}", f"data.train_split={sel_train}", f"data.eval_split={sel_eval}",
+                 f"output.name={run_name}"] + ([f"{EPOCHS_KEY}={top}"] if top else [])
         config = _config(suite, request, dataset, method, extra)
-        key = fingerprint({"config": _comparable(config)})
-        file = where / "final.json"
+        # Scored by the suite at the listed epochs only: the trainer's own validation after every epoch is not needed.
+        train_config = _config(suite, request, dataset, method, [*extra, "data.eval_split=''"])
+        key = fingerprint({"config": _comparable(config), "epochs": epochs})
+        file = where / f"{run_name}.json"
         record = read_json(file)
         if not isinstance(record, dict) or record.get("key") != key:
-            # The test split is scored once: its model must not see it while training (no eval split then).
-            train_config = _config(suite, request, dataset, method, [*extra, "data.eval_split=''"])
-            run_dir, _, spent = train_run(train_config, where, "hmlc benchmark")
-            scores = _scored(run_dir / "checkpoints" / "last", splits.get(config))
-            record = {"key": key, "seed": seed, "chosen": {"setting": setting, "overrides": overrides,
-                                                           "epochs": chosen_epochs},
-                      "selection_score": -best[0], "selection_seconds": round(seconds, 1),
-                      "final_seconds": round(spent, 1), **scores}
+            record = {"key": key, "setting": setting, "overrides": overrides, "scores": {}, "seconds": 0.0}
+        for e in epochs or [None]:
+            point = str(e) if e else "all"
+            if point in record["scores"]:
+                continue
+            done = _epochs_done(where / run_name, train_config)
+            stop = None if e is None or e == top else e - done
+            if stop is None or stop > 0:
+                _, _, spent = train_run(train_config, where, "hmlc benchmark", stop_after_epochs=stop)
+                record["seconds"] += spent
+            elif stop < 0:  # the run went past this point before its score was kept: it cannot be scored now
+                record["scores"][point] = None
+                continue
+            record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", splits.get(config))
             write_json(file, record)
-        say(f"{tag}: chose {setting}" + (f", {chosen_epochs} epochs" if chosen_epochs else "")
-            + f"; {fin_eval}: {METRICS[suite.metric]} {fmt(record[suite.metric])}"
-            + (f" ({suite.reference_name}: {fmt(suite.datasets.get(dataset))})" if suite.datasets.get(dataset) else ""))
-        results.setdefault(dataset, {}).setdefault(method, []).append(record)
-        _write(suite, grid, request, out, results, datasets, methods)
-    return _write(suite, grid, request, out, results, datasets, methods)
+            fresh = True
+            shown = record["scores"][point][suite.metric]
+            report(f"{tag}: select {_chosen({'setting': setting, 'epochs': e})}: "
+                   f"{METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
+        seconds += record["seconds"]
+        for point, scores in record["scores"].items():
+            value = None if scores is None else scores[suite.metric]
+            if value is not None:
+                candidates.append((-value, k * 1000 + (int(point) if point != "all" else 0), setting, overrides,
+                                   None if point == "all" else int(point)))
+    if not candidates:
+        raise ConfigError(f"{dataset} {method}: no setting could be scored on {sel_eval}; check the data")
+    best = min(candidates)
+    _, _, setting, overrides, chosen_epochs = best
+    fin_train, fin_eval = suite.final
+    extra = [*overrides, f"seed={seed}", f"data.train_split={fin_train}", f"data.eval_split={fin_eval}",
+             "output.name=final"] + ([f"{EPOCHS_KEY}={chosen_epochs}"] if chosen_epochs else [])
+    config = _config(suite, request, dataset, method, extra)
+    key = fingerprint({"config": _comparable(config)})
+    file = where / "final.json"
+    record = read_json(file)
+    if not isinstance(record, dict) or record.get("key") != key:
+        # The test split is scored once: its model must not see it while training (no eval split then).
+        train_config = _config(suite, request, dataset, method, [*extra, "data.eval_split=''"])
+        run_dir, _, spent = train_run(train_config, where, "hmlc benchmark")
+        scores = _scored(run_dir / "checkpoints" / "last", splits.get(config))
+        record = {"key": key, "seed": seed, "chosen": {"setting": setting, "overrides": overrides,
+                                                       "epochs": chosen_epochs},
+                  "selection_score": -best[0], "selection_seconds": round(seconds, 1),
+                  "final_seconds": round(spent, 1), **scores}
+        write_json(file, record)
+        fresh = True
+    return record, fresh
+
+
+def _finished_line(suite: BenchmarkSuite, unit: _Unit, record: Mapping[str, Any]) -> str:
+    chosen = record["chosen"]
+    figure = suite.datasets.get(unit.dataset)
+    return (f"{unit.tag}: chose {_chosen(chosen)}"
+            + f"; {suite.final[1]}: {METRICS[suite.metric]} {fmt(record[suite.metric])}"
+            + (f" ({suite.reference_name}: {fmt(figure)})" if figure is not None else "")
+            + f"; {record['selection_seconds'] + record['final_seconds']:.0f}s")
+
+
+def _chosen(chosen: Mapping[str, Any]) -> str:
+    """``width=500, 80 epochs`` (a grid of epochs alone: ``80 epochs``)."""
+    parts = [chosen["setting"]] if chosen["setting"] != "default" or not chosen["epochs"] else []
+    return ", ".join(parts + ([f"{chosen['epochs']} epochs"] if chosen["epochs"] else []))
+
+
+#: Seconds between two "where the suite stands" lines while workers run.
+PROGRESS_EVERY = 60.0
+
+
+def _run_parallel(
+    suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
+    units: Sequence[_Unit], jobs: int, finished: Callable[[_Unit, dict[str, Any], bool], None],
+    status: Callable[[], str],
+) -> None:
+    """Run ``units`` in ``jobs`` spawned worker processes; ``finished`` is called here, in the main process.
+
+    Stopped (Ctrl-C, SIGTERM, or an error in one unit): the workers are asked
+    to stop (SIGTERM: a training finishes its step and writes its checkpoint),
+    the units that finish meanwhile are kept, and the exception goes on.
+    """
+    import multiprocessing
+    import queue
+
+    from hmlc.progress import format_duration
+
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools: a known way to hang
+    tasks, messages, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    for unit in units:
+        tasks.put(unit)
+    for _ in range(jobs):
+        tasks.put(None)
+    threads = max(1, usable_cores() // jobs)
+    workers = [ctx.Process(target=_worker, name=f"hmlc-benchmark-{k + 1}", daemon=True,
+                           args=(k, suite, dict(grids), request, out, threads, tasks, messages, stop))
+               for k in range(jobs)]
+    by_number = {u.number: u for u in units}
+    running: dict[int, tuple[_Unit, float]] = {}  # worker -> its unit, since when
+    left = len(units)
+
+    def handle(message: tuple[str, int, int, Any]) -> None:
+        nonlocal left
+        kind, worker, number, payload = message
+        unit = by_number[number]
+        if kind == "start":
+            running[worker] = (unit, time.monotonic())
+        elif kind == "say":
+            say(payload)
+        elif kind == "done":
+            running.pop(worker, None)
+            left -= 1
+            finished(unit, *payload)
+        elif kind == "stopped":
+            running.pop(worker, None)
+        elif kind == "error":
+            running.pop(worker, None)
+            name, text = payload
+            raise _error_class(name)(f"{unit.tag}: {text}")
+        else:  # "crash": a bug, not the user's doing; its traceback is in the unit's log
+            running.pop(worker, None)
+            raise RuntimeError(f"{unit.tag} failed in its worker process (log: {unit.folder(out) / 'log.txt'}):\n{payload}")
+
+    say(f"suite {suite.name}: {len(units)} unit(s) in {jobs} worker processes, {threads} torch thread(s) each; "
+        f"training output in {out / 'runs'}/<dataset>/<method>/seed<k>/log.txt")
+    for w in workers:
+        w.start()
+    next_line = time.monotonic() + PROGRESS_EVERY
+    try:
+        while left:
+            try:
+                handle(messages.get(timeout=2.0))
+                continue
+            except queue.Empty:
+                pass
+            for k, w in enumerate(workers):
+                if k in running and not w.is_alive():
+                    _drain(messages, handle, seconds=1.0)
+                    if k in running:
+                        unit = running[k][0]
+                        raise DataError(
+                            f"{unit.tag}: its worker process ended unexpectedly (exit code {w.exitcode}; out of "
+                            f"memory?); see {unit.folder(out) / 'log.txt'}, then run the same command to continue"
+                        )
+            if not any(w.is_alive() for w in workers):
+                _drain(messages, handle, seconds=1.0)
+                if left:
+                    raise DataError(f"the worker processes ended with {left} unit(s) not done; run the same command "
+                                    "again to continue")
+            if time.monotonic() >= next_line:
+                next_line = time.monotonic() + PROGRESS_EVERY
+                now = time.monotonic()
+                doing = ", ".join(f"{u.dataset} {u.method} seed {u.seed} ({format_duration(now - t)})"
+                                  for u, t in sorted(running.values(), key=lambda r: r[0].number))
+                say(f"suite {suite.name}: running {doing or 'nothing'}; {status()}")
+    except BaseException:
+        stop.set()
+        for w in workers:
+            if w.is_alive() and w.pid is not None:
+                os.kill(w.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 300.0  # a training finishes its step and writes its checkpoint
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            _drain(messages, lambda m: m[0] == "done" and handle(m), seconds=0.5)
+        for w in workers:
+            if w.is_alive():
+                w.kill()
+        raise
+    finally:
+        for w in workers:
+            w.join(timeout=10.0)
+        for q in (tasks, messages):
+            q.cancel_join_thread()
+            q.close()
+
+
+def _drain(messages: Any, handle: Callable[[Any], Any], seconds: float) -> None:
+    """Handle the messages that arrive within ``seconds``."""
+    import queue
+
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            handle(messages.get(timeout=max(0.0, end - time.monotonic())))
+        except queue.Empty:
+            return
+
+
+def _error_class(name: str) -> type[HmlcError]:
+    import hmlc.errors
+
+    cls = getattr(hmlc.errors, name, HmlcError)
+    return cls if isinstance(cls, type) and issubclass(cls, HmlcError) else HmlcError
+
+
+def _worker(
+    worker: int, suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest,
+    out: Path, threads: int, tasks: Any, messages: Any, stop: Any,
+) -> None:
+    """A worker process: take units until none is left or the main process asks to stop.
+
+    Ctrl-C reaches every process of the terminal's group: the worker ignores
+    SIGINT and stops on the SIGTERM the main process sends.
+    """
+    import traceback
+
+    import torch
+
+    from hmlc.engine.interrupt import raise_on_sigterm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise_on_sigterm()
+    torch.set_num_threads(threads)  # train.threads, where set, takes over in each training
+    splits = _Splits()
+    while not stop.is_set():
+        unit = tasks.get()
+        if unit is None:
+            return
+        messages.put(("start", worker, unit.number, None))
+        where = unit.folder(out)
+        where.mkdir(parents=True, exist_ok=True)
+        try:
+            with _output_to(where / "log.txt"):
+                outcome = _run_unit(suite, grids[unit.dataset], request, out, unit, splits,
+                                    lambda text, n=unit.number: messages.put(("say", worker, n, text)))
+        except KeyboardInterrupt:
+            messages.put(("stopped", worker, unit.number, None))
+            return
+        except HmlcError as exc:
+            messages.put(("error", worker, unit.number, (type(exc).__name__, str(exc))))
+            return
+        except Exception:
+            messages.put(("crash", worker, unit.number, traceback.format_exc()))
+            return
+        messages.put(("done", worker, unit.number, outcome))  # (record, fresh)
+
+
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (Python's and the file descriptors) to ``log`` while inside."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "a", encoding="utf-8") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def _comparable(config: Any) -> dict[str, Any]:
-    from hmlc.config import config_to_dict
+    """What a stored selection or final score was computed for: the settings that differ from hmlc's defaults.
+
+    A setting a later hmlc adds, at its default, leaves the stored keys valid, so
+    that a suite started before an upgrade continues after it.
+    """
+    from hmlc.config import config_to_dict, load_config
 
     data = config_to_dict(config)
     data["output"].pop("dir", None)
     data["train"].pop("progress", None)
-    return data
+    return _changed(data, config_to_dict(load_config(None, None, [])))
 
+
+def _changed(value: Any, default: Any) -> Any:
+    """The parts of ``value`` (nested dicts) that differ from ``default``."""
+    if not isinstance(value, dict) or not isinstance(default, dict):
+        return value
+    return {k: _changed(v, default.get(k)) for k, v in value.items() if k not in default or v != default[k]}
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -397,24 +722,27 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _write(
-    suite: BenchmarkSuite, grid: Mapping[str, tuple[Any, ...]], request: SuiteRequest, out: Path,
-    results: Mapping[str, Mapping[str, list[dict[str, Any]]]], datasets: Sequence[str], methods: Sequence[str],
+    suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
+    results: Mapping[tuple[str, str, int], dict[str, Any]], datasets: Sequence[str], methods: Sequence[str],
 ) -> dict[str, Any]:
-    """results.json, results.md and results.png from the finished runs (atomic writes)."""
+    """results.json, results.md and results.png from the finished units (atomic writes)."""
     from hmlc.benchmark.plots import suite_png
     from hmlc.engine.rundir import atomic_write_bytes, atomic_write_text, write_json
 
     doc: dict[str, Any] = {
         "suite": suite.name, "metric": suite.metric, "selection": list(suite.selection), "final": list(suite.final),
-        "grid": {k: list(v) for k, v in grid.items()}, "seeds": request.seeds, "sets": list(request.sets),
+        "grid": {k: list(v) for k, v in _grid(suite, request, None).items()}, "seeds": request.seeds,
+        "sets": list(request.sets), "jobs": request.jobs,
         "reference": {"name": suite.reference_name, "source": suite.reference_source, "seeds": suite.reference_seeds},
-        "complete": all(len(results.get(d, {}).get(m, [])) == request.seeds for d in datasets for m in methods),
+        "complete": all((d, m, s) in results for d in datasets for m in methods for s in range(request.seeds)),
         "datasets": {},
     }
     for d in datasets:
-        entry: dict[str, Any] = {"reference": suite.datasets.get(d), "methods": {}}
+        entry: dict[str, Any] = {"reference": suite.datasets.get(d), "grid": {k: list(v) for k, v in grids[d].items()},
+                                 "methods": {}}
         for m in methods:
-            runs = [{k: v for k, v in r.items() if k != "key"} for r in results.get(d, {}).get(m, [])]
+            runs = [{k: v for k, v in results[(d, m, s)].items() if k != "key"}
+                    for s in range(request.seeds) if (d, m, s) in results]
             entry["methods"][m] = {
                 "seeds": runs,
                 "mean": {
@@ -443,12 +771,13 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
     if suite.description:
         lines += [suite.description, ""]
     grid = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in doc["grid"].items())
+    own = any(doc["datasets"][d]["grid"] != doc["grid"] for d in datasets)
     lines += [
         f"Test {metric} (labels the protocol excludes left out), mean over {doc['seeds']} seed(s), beside "
         f"{ref}'s published figure" + (f" (mean of {suite.reference_seeds} seeds)" if suite.reference_seeds else "")
         + f" and the difference (ours - {ref}). Settings chosen on {doc['selection'][1]} after training on "
-        f"{doc['selection'][0]} (grid: {grid}); the final model trained on {doc['final'][0]}, scored on "
-        f"{doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
+        f"{doc['selection'][0]} (grid: {grid}" + ("; each dataset's own values in the second table" if own else "")
+        + f"); the final model trained on {doc['final'][0]}, scored on {doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
         "",
         "| dataset | " + ref + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",
         "|---|---|" + "---|---|" * len(methods),
@@ -462,13 +791,15 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
             diff = value - figure if value is not None and figure is not None else None
             cells += [fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
         lines.append(f"| {d} | {fmt(figure)} | " + " | ".join(cells) + " |")
-    lines += ["", "| dataset | method | seed | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | seconds (select + final) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| dataset | method | seed | searched | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | "
+              "seconds (select + final) |", "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets:
         for m in methods:
             for r in doc["datasets"][d]["methods"][m]["seeds"]:
-                chosen = r["chosen"]["setting"] + (f", {r['chosen']['epochs']} epochs" if r["chosen"]["epochs"] else "")
-                lines.append(f"| {d} | {m} | {r['seed']} | {chosen} | {fmt(r['micro_auprc'])} | "
+                chosen = _chosen(r["chosen"])
+                searched = "; ".join(f"{k.rsplit('.', 1)[-1]} {', '.join(map(str, v))}"
+                                     for k, v in doc["datasets"][d]["grid"].items())
+                lines.append(f"| {d} | {m} | {r['seed']} | {searched} | {chosen} | {fmt(r['micro_auprc'])} | "
                              f"{fmt(r['macro_auprc'])} | {fmt(r['mean_auc'])} | "
                              f"{r['selection_seconds']:.0f} + {r['final_seconds']:.0f} |")
     if not doc["complete"]:

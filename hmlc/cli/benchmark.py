@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "method x seed, settings chosen on the selection split, the final model scored on the test split "
         "once; writes results.json, results.md and results.png. See docs/benchmarking.md and "
         "docs/hmc-benchmark.md. Example: hmlc benchmark --suite hmc --data ../shared/data/hmc "
-        "--datasets pheno_FUN --methods flat,chmcnn --grid train.epochs=5,10 --out bench/",
+        "--datasets pheno_FUN --methods flat,chmcnn --grid train.epochs=5,10 --jobs 2 --out bench/",
     )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--config", type=Path, metavar="FILE", help="a benchmark file (YAML): experiments and datasets")
@@ -32,6 +32,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grid", action="append", default=[], metavar="KEY=V1,V2",
         help="--suite: replace the values the search tries for one key, e.g. --grid train.epochs=5,10 (repeatable)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="--suite: run N dataset x method x seed units at once, each in a worker process with "
+        "cores/N torch threads (default 1: one unit at a time, in this process)",
     )
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -50,8 +55,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.config is not None:
         given = [o for o, v in (("--data", args.data), ("--datasets", args.datasets), ("--methods", args.methods),
                                 ("--grid", args.grid), ("--set", args.overrides)) if v]
-        if given or args.seeds != 1:
-            shown = ", ".join(given + (["--seeds"] if args.seeds != 1 else []))
+        given += [o for o, v in (("--seeds", args.seeds), ("--jobs", args.jobs)) if v != 1]
+        if given:
+            shown = ", ".join(given)
             raise ConfigError(f"{shown} apply to --suite; with --config the benchmark file says everything")
         from hmlc.benchmark.matrix import run_matrix
 
@@ -66,6 +72,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     request = SuiteRequest(
         data=args.data, datasets=_names(args.datasets), methods=_names(args.methods), seeds=args.seeds,
         grid={k: tuple(v) for k, v in parse_grid(args.grid)} if args.grid else {}, sets=tuple(args.overrides),
+        jobs=args.jobs,
     )
     doc = run_suite(args.suite, request, args.out)
     runs = sum(len(m["seeds"]) for d in doc["datasets"].values() for m in d["methods"].values())

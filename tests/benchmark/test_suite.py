@@ -159,3 +159,153 @@ def test_suite_errors_before_anything_trains(tmp_path: Path, capsys: Any, monkey
 def test_listed_with_the_registered_kinds(capsys: Any) -> None:
     code, out, _ = run(["list", "benchmark_suites"], capsys)
     assert code == 0 and "toy" in out and "synthetic feature vectors" in out
+
+
+# ------------------------------------------------ --jobs: units in worker processes
+JOBS_ARGS = ["benchmark", "--suite", "toy", "--grid", "model.backbone_params.width=8", "--grid", "train.epochs=1,2"]
+
+
+def _numbers(results: dict[str, Any]) -> dict[tuple[str, str, int], tuple[Any, ...]]:
+    return {(d, m, r["seed"]): (r["micro_auprc"], r["macro_auprc"], r["mean_auc"], r["selection_score"], r["chosen"])
+            for d, entry in results["datasets"].items() for m, runs in entry["methods"].items() for r in runs["seeds"]}
+
+
+@pytest.mark.slow
+def test_jobs_run_units_in_workers_with_the_numbers_of_one_job(tmp_path: Path, capsys: Any) -> None:
+    code, _, err1 = run([*JOBS_ARGS, "--jobs", "1", "--out", tmp_path / "one"], capsys)
+    assert code == 0, err1
+    code, stdout, err2 = run([*JOBS_ARGS, "--jobs", "2", "--out", tmp_path / "two"], capsys)
+    assert code == 0, err2
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert two["complete"] is True and len(_numbers(two)) == 4
+    assert _numbers(two) == _numbers(one)  # same seeds, same numbers, whichever process ran a unit
+    # One line per finished unit; the trainers' epoch lines go to each unit's log, not to the terminal.
+    finished = [line for line in err2.splitlines() if ": chose width=8" in line]
+    assert len(finished) == 4 and all("done, " in line for line in finished)
+    assert sorted(line.split("]")[0] for line in finished) == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert "epoch 1/2" not in err2 and "epoch 1/2" in err1
+    assert "2 worker processes, 1 torch thread(s) each" in err2 or "2 worker processes" in err2
+    log = tmp_path / "two" / "runs" / "160" / "chmcnn" / "seed0" / "log.txt"
+    assert "[chmcnn] epoch 2/2" in log.read_text()
+    assert "suite toy: 4 run(s) of 2 dataset(s)" in stdout
+    # A second call reads everything back: no training, the same numbers.
+    code, _, err3 = run([*JOBS_ARGS, "--jobs", "2", "--out", tmp_path / "two"], capsys)
+    assert code == 0 and "trained earlier" not in err3
+    assert err3.count(" (earlier)  (") == 4 and "4/4 done" in err3  # read back, and not counted in the clock's rate
+    assert _numbers(json.loads((tmp_path / "two" / "results.json").read_text())) == _numbers(one)
+
+
+_SCRIPT = """
+import json, sys
+from hmlc.cli.main import main
+from hmlc.plugins import get_host, hookimpl
+
+class ToySuite:
+    @hookimpl
+    def hmlc_register_benchmark_suites(self, register):
+        register("toy", json.loads(sys.argv[1]))
+
+if __name__ == "__main__":  # worker processes are spawned: they import this file, they must not run it
+    get_host().pm.register(ToySuite(), name="toy-suite")
+    sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_the_same_command_continues(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "toy_hmlc.py"
+    script.write_text(_SCRIPT)
+    out = tmp_path / "out"
+    # Two units on two workers; the larger one trains longer, so the interrupt finds it running.
+    argv = [sys.executable, str(script), json.dumps(TOY), *JOBS_ARGS[:-1], "train.epochs=1,30", "--methods", "flat",
+            "--jobs", "2", "--out", str(out)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if ": chose " in line:  # one unit finished: Ctrl-C, which reaches the whole process group
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, "".join(lines) + rest
+    said = [line for line in rest.splitlines() if line.startswith("hmlc:")]
+    assert len(said) == 1 and "run the same hmlc benchmark command to continue" in said[0], rest
+    assert "Traceback" not in rest
+    finished = json.loads((out / "results.json").read_text())
+    assert finished["complete"] is False
+    kept = {key: (out / "runs" / key[0] / key[1] / "seed0" / "final.json").stat().st_mtime_ns
+            for key in _numbers(finished)}
+    assert len(kept) == 1  # the unit that finished before the interrupt
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["complete"] is True and len(_numbers(resumed)) == 2
+    # The unit that was stopped had written its checkpoint, and continued from it.
+    (other,) = {("120", "flat"), ("160", "flat")} - set(k[:2] for k in kept)
+    assert "continuing the training an earlier call left there" in (
+        out / "runs" / other[0] / other[1] / "seed0" / "log.txt").read_text()
+    for key, mtime in kept.items():  # finished units are read back, not done again
+        assert (out / "runs" / key[0] / key[1] / "seed0" / "final.json").stat().st_mtime_ns == mtime
+        assert _numbers(resumed)[key] == _numbers(finished)[key]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--jobs", "0"], "--jobs 0: give 1 to"),
+        (["--jobs", "100000"], "--jobs 100000: give 1 to"),
+    ],
+)
+def test_jobs_errors(tmp_path: Path, capsys: Any, argv: list[str], fragment: str) -> None:
+    code, _, err = run(["benchmark", "--suite", "toy", *argv, "--out", tmp_path / "out"], capsys)
+    assert code == 2 and err.startswith("hmlc: error: ") and fragment in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_times_threads_must_fit_the_cores(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(suite_module, "usable_cores", lambda: 2)
+    code, _, err = run(["benchmark", "--suite", "toy", "--jobs", "2", "--set", "train.threads=2",
+                        "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "--jobs 2 x train.threads=2 is more than the 2 CPU core(s)" in err, err
+
+
+def test_a_dataset_can_search_its_own_values(tmp_path: Path, capsys: Any) -> None:
+    own = {**TOY, "datasets": {"120": {"reference": 0.5, "grid": {"train.epochs": [2]}}, "160": {}}}
+    get_host().pm.register(type("Own", (), {"hmlc_register_benchmark_suites": hookimpl(
+        lambda self, register: register("own", own))})(), name="own-suite")
+    code, _, err = run(["benchmark", "--suite", "own", "--datasets", "120", "--methods", "flat",
+                        "--grid", "model.backbone_params.width=8", "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["grid"]["train.epochs"] == [1, 3] and results["datasets"]["120"]["grid"]["train.epochs"] == [2]
+    assert results["datasets"]["120"]["methods"]["flat"]["seeds"][0]["chosen"]["epochs"] == 2
+    assert "| 120 | flat | 0 | width 8; epochs 2 |" in (tmp_path / "out" / "results.md").read_text()
+    bad = {**TOY, "datasets": {"120": {"grid": {"train.epochs": [0]}}}}
+    with pytest.raises(Exception, match="dataset '120': grid train.epochs must list positive integers"):
+        suite_module.suite_from_object("bad", bad)
+
+
+def test_stored_scores_survive_a_new_setting_at_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite started before an upgrade that adds a configuration key (at its default) continues after it."""
+    import hmlc.config
+
+    from hmlc.config import load_config
+
+    config = load_config(None, None, ["data.dataset=synthetic-vectors", "train.epochs=3", "train.lr=0.0007"])
+    before = suite_module._comparable(config)
+    assert before["train"] == {"epochs": 3, "lr": 0.0007}  # only what differs from hmlc's defaults
+    real = hmlc.config.config_to_dict
+
+    def upgraded(cfg: Any) -> dict[str, Any]:
+        data = real(cfg)
+        data["train"]["new_knob"] = "default"
+        return data
+
+    monkeypatch.setattr(hmlc.config, "config_to_dict", upgraded)
+    assert suite_module._comparable(config) == before

@@ -24,7 +24,10 @@ __all__ = ["HmcSuite", "SuiteDataset", "load_suite", "benchmark_suite", "ONTOLOG
 #: Dataset name suffix -> what labels it: the FunCat tree or the Gene Ontology DAG.
 ONTOLOGIES: dict[str, str] = {"FUN": "FunCat tree", "GO": "Gene Ontology DAG"}
 _KEYS = {"name", "description", "sources", "protocol", "recipe", "methods", "search", "datasets"}
-_RECIPE = {"batch_size": int, "lr": float, "weight_decay": float, "hidden_layers": int, "dropout": float, "activation": str}
+_RECIPE = {
+    "batch_size": int, "lr": float, "weight_decay": float, "hidden_layers": int, "dropout": float, "activation": str,
+    "max_hidden_dim": int,
+}
 _DATASET_KEYS = {"hidden_dim", "epochs", "published_auprc"}
 
 
@@ -33,7 +36,8 @@ class SuiteDataset:
     """One dataset of the suite.
 
     ``hidden_dim`` and ``epochs`` are C-HMCNN's when ``from_paper`` (main.py),
-    else the median of its choices for the same ontology.
+    else the median of its choices for the same ontology; ``width`` is the
+    hidden size hmlc trains (``hidden_dim`` up to the recipe's ``max_hidden_dim``).
     """
 
     name: str
@@ -42,6 +46,11 @@ class SuiteDataset:
     epochs: int
     published_auprc: float | None
     from_paper: bool
+    width: int
+
+    def epochs_grid(self, fractions: tuple[float, ...]) -> list[int]:
+        """The numbers of epochs the search scores: ``fractions`` of C-HMCNN's epochs, rounded, at least 1."""
+        return sorted({max(1, round(f * self.epochs)) for f in fractions})
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class HmcSuite:
     recipe: Mapping[str, Any]
     methods: tuple[str, ...]
     grid: Mapping[str, tuple[Any, ...]]
+    #: The fractions of each dataset's C-HMCNN epochs the search scores on valid.
+    epochs: tuple[float, ...]
     datasets: Mapping[str, SuiteDataset]
     #: Ontology -> {"hidden_dim", "epochs"}: the medians of C-HMCNN's choices, for datasets it did not tune.
     defaults: Mapping[str, Mapping[str, int]]
@@ -81,10 +92,18 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
     methods = data["methods"]
     if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
         raise ConfigError(f"{where}: 'methods' must be a non-empty list of train.method names")
-    grid = (data["search"] or {}).get("grid") if isinstance(data["search"], dict) else None
+    search = data["search"] if isinstance(data["search"], dict) else {}
+    grid = search.get("grid")
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{where}: 'search.grid' must map --set keys to non-empty lists of values")
-    datasets, defaults = _checked_datasets(where, data["datasets"])
+    if "train.epochs" in grid:
+        raise ConfigError(f"{where}: search.grid cannot list train.epochs; give search.epochs (fractions)")
+    fractions = search.get("epochs")
+    if not isinstance(fractions, list) or not fractions or not all(
+        isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f for f in fractions
+    ):
+        raise ConfigError(f"{where}: 'search.epochs' must list fractions of C-HMCNN's epochs (numbers above 0)")
+    datasets, defaults = _checked_datasets(where, data["datasets"], recipe["max_hidden_dim"])
     return HmcSuite(
         name=str(data["name"]),
         description=str(data["description"]),
@@ -93,6 +112,7 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
         recipe=recipe,
         methods=tuple(methods),
         grid={str(k): tuple(v) for k, v in grid.items()},
+        epochs=tuple(float(f) for f in fractions),
         datasets=datasets,
         defaults=defaults,
     )
@@ -110,7 +130,9 @@ def _checked_recipe(where: str, recipe: Any) -> dict[str, Any]:
     return dict(recipe)
 
 
-def _checked_datasets(where: str, entries: Any) -> tuple[dict[str, SuiteDataset], dict[str, dict[str, int]]]:
+def _checked_datasets(
+    where: str, entries: Any, max_hidden_dim: int
+) -> tuple[dict[str, SuiteDataset], dict[str, dict[str, int]]]:
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{where}: 'datasets' must map dataset names to their settings")
     for name, entry in entries.items():
@@ -148,6 +170,7 @@ def _checked_datasets(where: str, entries: Any) -> tuple[dict[str, SuiteDataset]
             epochs=settings["epochs"],
             published_auprc=entry.get("published_auprc") if entry else None,
             from_paper=bool(entry),
+            width=min(settings["hidden_dim"], max_hidden_dim),
         )
     return out, defaults
 
@@ -157,15 +180,18 @@ def benchmark_suite(suite: HmcSuite | None = None) -> dict[str, Any]:
 
     Each run starts from the preset ``hmc/<dataset>/<method>`` (C-HMCNN's recipe
     with its hidden size and epochs for the dataset) with ``data.root`` set to
-    ``--data``; the search grid, the protocol and C-HMCNN's published figures
-    come from the suite file.
+    ``--data``; each dataset's search scores ``search.epochs`` (fractions) of its
+    C-HMCNN epochs; the protocol and C-HMCNN's published figures come from the suite file.
     """
     suite = suite or load_suite()
     return {
         "description": " ".join(suite.description.split()),
         "reference": {"name": "C-HMCNN", "source": " ".join(suite.sources["figures"].split()),
                       "seeds": int(suite.protocol.get("seeds", 0)) or None},
-        "datasets": {name: {"reference": d.published_auprc} for name, d in suite.datasets.items()},
+        "datasets": {
+            name: {"reference": d.published_auprc, "grid": {"train.epochs": d.epochs_grid(suite.epochs)}}
+            for name, d in suite.datasets.items()
+        },
         "methods": list(suite.methods),
         "config": {"preset": "hmc/{dataset}/{method}", "set": ["data.root={data}"]},
         "grid": {key: list(values) for key, values in suite.grid.items()},
