@@ -776,7 +776,9 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
         f"Test {metric} (labels the protocol excludes left out), mean over {doc['seeds']} seed(s), beside "
         f"{ref}'s published figure" + (f" (mean of {suite.reference_seeds} seeds)" if suite.reference_seeds else "")
         + f" and the difference (ours - {ref}). Settings chosen on {doc['selection'][1]} after training on "
-        f"{doc['selection'][0]} (grid: {grid}" + ("; each dataset's own values in the second table" if own else "")
+        f"{doc['selection'][0]} (" + "; ".join(
+            ([f"grid: {grid}"] if grid else []) + (["each dataset's own grid in the second table"] if own or not grid else [])
+        )
         + f"); the final model trained on {doc['final'][0]}, scored on {doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
         "",
         "| dataset | " + ref + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",

@@ -285,7 +285,9 @@ def test_a_dataset_can_search_its_own_values(tmp_path: Path, capsys: Any) -> Non
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["grid"]["train.epochs"] == [1, 3] and results["datasets"]["120"]["grid"]["train.epochs"] == [2]
     assert results["datasets"]["120"]["methods"]["flat"]["seeds"][0]["chosen"]["epochs"] == 2
-    assert "| 120 | flat | 0 | width 8; epochs 2 |" in (tmp_path / "out" / "results.md").read_text()
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| 120 | flat | 0 | width 8; epochs 2 |" in md
+    assert "(grid: model.backbone_params.width: 8; train.epochs: 1, 3; each dataset's own grid in the second table)" in md
     bad = {**TOY, "datasets": {"120": {"grid": {"train.epochs": [0]}}}}
     with pytest.raises(Exception, match="dataset '120': grid train.epochs must list positive integers"):
         suite_module.suite_from_object("bad", bad)
@@ -309,3 +311,14 @@ def test_stored_scores_survive_a_new_setting_at_its_default(monkeypatch: pytest.
 
     monkeypatch.setattr(hmlc.config, "config_to_dict", upgraded)
     assert suite_module._comparable(config) == before
+
+
+def test_a_suite_with_only_its_datasets_grids_says_so(tmp_path: Path, capsys: Any) -> None:
+    only = {**TOY, "grid": {}, "datasets": {"120": {"reference": 0.5, "grid": {"train.epochs": [1]}}}}
+    get_host().pm.register(type("Only", (), {"hmlc_register_benchmark_suites": hookimpl(
+        lambda self, register: register("only", only))})(), name="only-suite")
+    code, _, err = run(["benchmark", "--suite", "only", "--methods", "flat", "--set", "model.backbone_params.width=8",
+                        "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "after training on train (each dataset's own grid in the second table);" in md and "grid: ;" not in md
