@@ -772,14 +772,12 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
         lines += [suite.description, ""]
     grid = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in doc["grid"].items())
     own = any(doc["datasets"][d]["grid"] != doc["grid"] for d in datasets)
+    search_text = "; ".join(([f"grid: {grid}"] if grid else []) + (["each dataset's own grid in the second table"] if own or not grid else []))
     lines += [
         f"Test {metric} (labels the protocol excludes left out), mean over {doc['seeds']} seed(s), beside "
         f"{ref}'s published figure" + (f" (mean of {suite.reference_seeds} seeds)" if suite.reference_seeds else "")
         + f" and the difference (ours - {ref}). Settings chosen on {doc['selection'][1]} after training on "
-        f"{doc['selection'][0]} (" + "; ".join(
-            ([f"grid: {grid}"] if grid else []) + (["each dataset's own grid in the second table"] if own or not grid else [])
-        )
-        + f"); the final model trained on {doc['final'][0]}, scored on {doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
+        f"{doc['selection'][0]} ({search_text}); the final model trained on {doc['final'][0]}, scored on {doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
         "",
         "| dataset | " + ref + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",
         "|---|---|" + "---|---|" * len(methods),
@@ -796,11 +794,10 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
     lines += ["", "| dataset | method | seed | searched | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | "
               "seconds (select + final) |", "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets:
+        searched = "; ".join(f"{k.rsplit('.', 1)[-1]} {', '.join(map(str, v))}" for k, v in doc["datasets"][d]["grid"].items())
         for m in methods:
             for r in doc["datasets"][d]["methods"][m]["seeds"]:
                 chosen = _chosen(r["chosen"])
-                searched = "; ".join(f"{k.rsplit('.', 1)[-1]} {', '.join(map(str, v))}"
-                                     for k, v in doc["datasets"][d]["grid"].items())
                 lines.append(f"| {d} | {m} | {r['seed']} | {searched} | {chosen} | {fmt(r['micro_auprc'])} | "
                              f"{fmt(r['macro_auprc'])} | {fmt(r['mean_auc'])} | "
                              f"{r['selection_seconds']:.0f} + {r['final_seconds']:.0f} |")
