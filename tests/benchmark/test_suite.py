@@ -196,7 +196,7 @@ def test_jobs_run_units_in_workers_with_the_numbers_of_one_job(tmp_path: Path, c
 
 
 _SCRIPT = """
-import json, sys
+import json, os, sys, time
 from hmlc.cli.main import main
 from hmlc.plugins import get_host, hookimpl
 
@@ -204,6 +204,25 @@ class ToySuite:
     @hookimpl
     def hmlc_register_benchmark_suites(self, register):
         register("toy", json.loads(sys.argv[1]))
+
+if os.environ.get("TOY_HOLD"):  # also in the spawned workers, which import this file
+    from hmlc.engine.interrupt import StopRequest
+    from hmlc.engine.trainer import Trainer
+
+    real_fit, real_requested, held = Trainer.fit, StopRequest.requested, {"on": False, "steps": 0}
+
+    def fit(self, *args, **kwargs):
+        held["on"] = str(self.config.data.params.get("n_train")) == os.environ["TOY_HOLD"]
+        return real_fit(self, *args, **kwargs)
+
+    def requested(self):  # the held dataset's training waits after its third step until it is told to stop
+        if held["on"]:
+            held["steps"] += 1
+            while held["steps"] > 2 and self.signum is None:
+                time.sleep(0.02)
+        return real_requested(self)
+
+    Trainer.fit, StopRequest.requested = fit, requested
 
 if __name__ == "__main__":  # worker processes are spawned: they import this file, they must not run it
     get_host().pm.register(ToySuite(), name="toy-suite")
@@ -221,10 +240,12 @@ def test_ctrl_c_stops_the_workers_and_the_same_command_continues(tmp_path: Path)
     script = tmp_path / "toy_hmlc.py"
     script.write_text(_SCRIPT)
     out = tmp_path / "out"
-    # Two units on two workers; the larger one trains longer, so the interrupt finds it running.
-    argv = [sys.executable, str(script), json.dumps(TOY), *JOBS_ARGS[:-1], "train.epochs=1,30", "--methods", "flat",
+    # Two units on two workers; dataset 160's training is held after its third step (whatever the machine's
+    # speed), so the interrupt always finds it running, with a checkpoint of its first epoch written.
+    argv = [sys.executable, str(script), json.dumps(TOY), *JOBS_ARGS, "--methods", "flat",
             "--jobs", "2", "--out", str(out)]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "TOY_HOLD": "160"})
     lines = []
     assert proc.stderr is not None
     for line in proc.stderr:
