@@ -4,7 +4,7 @@ A plugin registers a suite (hook ``hmlc_register_benchmark_suites``) as a dict::
 
     description: ...
     reference: {name: C-HMCNN, source: "...", seeds: 10}  # whose published figures, over how many seeds
-    datasets: {cellcycle_FUN: {reference: 0.255, grid: {train.epochs: [53, 106, 159]}}, pheno_FUN: {}}
+    datasets: {cellcycle_FUN: {reference: 0.255, grid: {train.epochs: [53, 106, 159]}, cost: 260}, pheno_FUN: {}}
     methods: [flat, ct, chmcnn]
     config: {preset: "hmc/{dataset}/{method}", set: ["data.root={data}"]}  # templates
     grid: {model.backbone_params.width: [250, 500, 1000], train.epochs: [25, 50, 100]}  # for every dataset
@@ -14,7 +14,10 @@ A plugin registers a suite (hook ``hmlc_register_benchmark_suites``) as a dict::
       metric: micro_auprc     # or macro_auprc, mean_auc
 
 A dataset's own ``grid`` replaces the suite's values for the keys it names
-(``--grid`` replaces both). For every dataset x method x seed (a *unit*):
+(``--grid`` replaces both). Its ``cost`` (optional, any positive number, e.g. the
+seconds its units took) only orders the work: with ``jobs`` > 1 the costliest
+units start first, so that the last to finish are short ones and no worker
+waits long for the others at the end. For every dataset x method x seed (a *unit*):
 each setting of the grid (the keys other than ``train.epochs``) is trained
 once on the selection train split, for the largest number of epochs, and
 scored on the selection eval split after each
@@ -84,6 +87,7 @@ class BenchmarkSuite:
     description: str
     datasets: Mapping[str, float | None]  # dataset -> the reference's published figure (None: none)
     dataset_grids: Mapping[str, Mapping[str, tuple[Any, ...]]]  # dataset -> its own grid values (replace the suite's)
+    costs: Mapping[str, float]  # dataset -> its relative cost (given ones only): costliest first under --jobs
     methods: tuple[str, ...]
     preset: str | None
     sets: tuple[str, ...]
@@ -124,14 +128,22 @@ def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
         raise PluginError(f"{where}: 'datasets' must map dataset names to {{reference: figure or null}}")
     figures: dict[str, float | None] = {}
     dataset_grids: dict[str, dict[str, tuple[Any, ...]]] = {}
+    costs: dict[str, float] = {}
     for ds, entry in datasets.items():
         entry = entry or {}
         figure = entry.get("reference") if isinstance(entry, dict) else "?"
-        if not isinstance(entry, dict) or set(entry) - {"reference", "grid"} or not (
+        if not isinstance(entry, dict) or set(entry) - {"reference", "grid", "cost"} or not (
             figure is None or isinstance(figure, (int, float)) and not isinstance(figure, bool)
         ):
-            raise PluginError(f"{where}: dataset {ds!r} takes only 'reference' (a number or null) and 'grid'")
+            raise PluginError(
+                f"{where}: dataset {ds!r} takes only 'reference' (a number or null), 'grid' and 'cost'"
+            )
         figures[str(ds)] = None if figure is None else float(figure)
+        cost = entry.get("cost")
+        if cost is not None:
+            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost < math.inf:
+                raise PluginError(f"{where}: dataset {ds!r}: 'cost' must be a positive number, got {cost!r}")
+            costs[str(ds)] = float(cost)
         own = entry.get("grid") or {}
         if not isinstance(own, dict) or not all(isinstance(v, list) and v for v in own.values()):
             raise PluginError(f"{where}: dataset {ds!r}: 'grid' must map --set keys to non-empty lists of values")
@@ -170,7 +182,7 @@ def suite_from_object(name: str, obj: Any, plugin: str = "?") -> BenchmarkSuite:
         raise PluginError(f"{where}: 'reference' must hold name, source and seeds")
     seeds = reference.get("seeds")
     return BenchmarkSuite(
-        name=name, description=str(obj.get("description") or ""), datasets=figures, dataset_grids=dataset_grids,
+        name=name, description=str(obj.get("description") or ""), datasets=figures, dataset_grids=dataset_grids, costs=costs,
         methods=tuple(methods),
         preset=config.get("preset"), sets=tuple(sets), grid={str(k): tuple(v) for k, v in grid.items()},
         selection=splits[0], final=splits[1], metric=str(metric),
@@ -510,6 +522,12 @@ def _chosen(chosen: Mapping[str, Any]) -> str:
 PROGRESS_EVERY = 60.0
 
 
+def costliest_first(suite: BenchmarkSuite, units: Sequence[_Unit]) -> list[_Unit]:
+    """``units`` by their dataset's ``cost``, largest first (longest processing time first: the
+    workers end together); units of datasets without a cost, and ties, keep their order, after the costed."""
+    return sorted(units, key=lambda u: -suite.costs.get(u.dataset, 0.0))
+
+
 def _run_parallel(
     suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
     units: Sequence[_Unit], jobs: int, finished: Callable[[_Unit, dict[str, Any], bool], None],
@@ -528,7 +546,7 @@ def _run_parallel(
 
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools: a known way to hang
     tasks, messages, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    for unit in units:
+    for unit in costliest_first(suite, units):
         tasks.put(unit)
     for _ in range(jobs):
         tasks.put(None)

@@ -146,6 +146,13 @@ def _hmlc_version() -> str | None:
         return None
 
 
+def _meta_text(meta: Mapping[str, Any], metadata_text: Mapping[str, str]) -> str:
+    """meta.json: ``meta`` indented, then ``"metadata"``, one line per entry (each value on its line)."""
+    head = json.dumps(dict(meta), indent=2)[:-2]  # without the closing "\n}"
+    entries = ",\n".join(f"    {json.dumps(key)}: {value}" for key, value in metadata_text.items())
+    return head + ',\n  "metadata": {' + (f"\n{entries}\n  " if entries else "") + "}\n}"
+
+
 def save_checkpoint(
     directory: str | os.PathLike[str],
     model: nn.Module | Mapping[str, Tensor],
@@ -162,7 +169,9 @@ def save_checkpoint(
     directory = Path(directory)
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     try:
-        metadata_json = json.loads(json.dumps(dict(metadata)))
+        # Each top-level entry encoded once, by json's C encoder (an indented dump runs the pure-Python
+        # one: on a Gene Ontology run's metadata, ~0.1 s per epoch's checkpoint).
+        metadata_text = {str(key): json.dumps(value) for key, value in dict(metadata).items()}
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint metadata for {str(directory)!r} is not JSON-serialisable: {error}") from None
     if directory.exists():
@@ -187,13 +196,8 @@ def save_checkpoint(
         files = {MODEL_FILE: _write_tensors(staging / MODEL_FILE, state, "model state")}
         if extra_state is not None:
             files[STATE_FILE] = _write_tensors(staging / STATE_FILE, extra_state, "extra state")
-        meta = {
-            "format_version": CHECKPOINT_FORMAT_VERSION,
-            "hmlc_version": _hmlc_version(),
-            "files": files,
-            "metadata": metadata_json,
-        }
-        _write_bytes(staging / META_FILE, json.dumps(meta, indent=2).encode("utf-8"))
+        meta = {"format_version": CHECKPOINT_FORMAT_VERSION, "hmlc_version": _hmlc_version(), "files": files}
+        _write_bytes(staging / META_FILE, _meta_text(meta, metadata_text).encode("utf-8"))
         _fsync_dir(staging)
         save = count_event(f"save:{directory.name}")
         fault_point("save", directory.name, save, "staged")

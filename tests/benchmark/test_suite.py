@@ -343,3 +343,18 @@ def test_a_suite_with_only_its_datasets_grids_says_so(tmp_path: Path, capsys: An
     assert code == 0, err
     md = (tmp_path / "out" / "results.md").read_text()
     assert "after training on train (each dataset's own grid in the second table);" in md and "grid: ;" not in md
+
+
+def test_costliest_units_start_first_under_jobs() -> None:
+    """A dataset's ``cost`` orders the work of the workers (longest first); other datasets keep their place after."""
+    costed = {**TOY, "datasets": {"a": {"cost": 5}, "b": {}, "c": {"cost": 50.5}, "d": {"reference": 0.3}}}
+    suite = suite_module.suite_from_object("costed", costed)
+    assert dict(suite.costs) == {"a": 5.0, "c": 50.5}
+    units = [suite_module._Unit(i, 8, d, m, 0) for i, (d, m) in enumerate(
+        [(d, m) for d in "abcd" for m in ("flat", "chmcnn")], 1)]
+    order = [(u.dataset, u.method) for u in suite_module.costliest_first(suite, units)]
+    assert order == [("c", "flat"), ("c", "chmcnn"), ("a", "flat"), ("a", "chmcnn"),
+                     ("b", "flat"), ("b", "chmcnn"), ("d", "flat"), ("d", "chmcnn")]
+    for cost in (0, -1, "big", True, float("inf")):
+        with pytest.raises(Exception, match="dataset 'a': 'cost' must be a positive number"):
+            suite_module.suite_from_object("bad", {**TOY, "datasets": {"a": {"cost": cost}}})

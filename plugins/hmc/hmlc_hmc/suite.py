@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,10 @@ __all__ = ["HmcSuite", "SuiteDataset", "load_suite", "benchmark_suite", "ONTOLOG
 
 #: Dataset name suffix -> what labels it: the FunCat tree or the Gene Ontology DAG.
 ONTOLOGIES: dict[str, str] = {"FUN": "FunCat tree", "GO": "Gene Ontology DAG"}
-_KEYS = {"name", "description", "sources", "protocol", "recipe", "methods", "search", "datasets"}
+_KEYS = {"name", "description", "sources", "protocol", "recipe", "methods", "search", "datasets", "cost"}
 _RECIPE = {
     "batch_size": int, "lr": float, "weight_decay": float, "hidden_layers": int, "dropout": float, "activation": str,
-    "max_hidden_dim": int,
+    "max_hidden_dim": int, "fused_adam": bool,
 }
 _DATASET_KEYS = {"hidden_dim", "epochs", "published_auprc"}
 
@@ -69,6 +69,8 @@ class HmcSuite:
     datasets: Mapping[str, SuiteDataset]
     #: Ontology -> {"hidden_dim", "epochs"}: the medians of C-HMCNN's choices, for datasets it did not tune.
     defaults: Mapping[str, Mapping[str, int]]
+    #: Dataset -> seconds its three units took in a measured run: only orders the work under --jobs.
+    cost: Mapping[str, float] = field(default_factory=dict)
 
     def published(self) -> dict[str, float]:
         """Dataset -> C-HMCNN's published test AU(PRC), for the datasets that have one."""
@@ -104,6 +106,11 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
     ):
         raise ConfigError(f"{where}: 'search.epochs' must list fractions of C-HMCNN's epochs (numbers above 0)")
     datasets, defaults = _checked_datasets(where, data["datasets"], recipe["max_hidden_dim"])
+    cost = data["cost"]
+    if not isinstance(cost, dict) or not set(cost) <= set(datasets) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in cost.values()
+    ):
+        raise ConfigError(f"{where}: 'cost' must map dataset names of the suite to positive numbers (seconds)")
     return HmcSuite(
         name=str(data["name"]),
         description=str(data["description"]),
@@ -115,6 +122,7 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
         epochs=tuple(float(f) for f in fractions),
         datasets=datasets,
         defaults=defaults,
+        cost={str(k): float(v) for k, v in cost.items()},
     )
 
 
@@ -125,7 +133,7 @@ def _checked_recipe(where: str, recipe: Any) -> dict[str, Any]:
         value = recipe[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             recipe[key] = value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ConfigError(f"{where}: recipe.{key} must be {kind.__name__}, got {value!r}")
     return dict(recipe)
 
@@ -189,7 +197,8 @@ def benchmark_suite(suite: HmcSuite | None = None) -> dict[str, Any]:
         "reference": {"name": "C-HMCNN", "source": " ".join(suite.sources["figures"].split()),
                       "seeds": int(suite.protocol.get("seeds", 0)) or None},
         "datasets": {
-            name: {"reference": d.published_auprc, "grid": {"train.epochs": d.epochs_grid(suite.epochs)}}
+            name: {"reference": d.published_auprc, "grid": {"train.epochs": d.epochs_grid(suite.epochs)},
+                   **({"cost": suite.cost[name]} if name in suite.cost else {})}
             for name, d in suite.datasets.items()
         },
         "methods": list(suite.methods),

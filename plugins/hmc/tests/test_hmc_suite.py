@@ -60,7 +60,7 @@ def test_c_hmcnn_settings_as_published() -> None:
     suite = load_suite()
     assert suite.recipe == {
         "batch_size": 64, "lr": 4e-4, "weight_decay": 1e-5, "hidden_layers": 2, "dropout": 0.7, "activation": "relu",
-        "max_hidden_dim": 2000,
+        "max_hidden_dim": 2000, "fused_adam": True,
     }
     picks = {"cellcycle_FUN": (500, 106), "cellcycle_GO": (1000, 62), "seq_GO": (9000, 45), "spo_FUN": (250, 115)}
     for name, (hidden, epochs) in picks.items():
@@ -93,6 +93,8 @@ def _write(tmp_path: Path, change) -> Path:
         (lambda d: d["search"].update(grid={"train.epochs": [5]}), "search.grid cannot list train.epochs"),
         (lambda d: d["search"].update(epochs=[0.5, -1]), "'search.epochs' must list fractions"),
         (lambda d: d["recipe"].pop("max_hidden_dim"), "'recipe' must hold exactly"),
+        (lambda d: d["cost"].update(nowhere_GO=5), "'cost' must map dataset names of the suite"),
+        (lambda d: d["cost"].update(seq_GO=-1), "'cost' must map dataset names of the suite"),
     ],
 )
 def test_bad_suite_files(tmp_path: Path, change, message: str) -> None:
@@ -123,6 +125,7 @@ def test_presets_hold_the_recipe() -> None:
         assert preset["model"]["backbone"] == "mlp" and (mlp["layers"], mlp["dropout"], mlp["activation"]) == (2, 0.7, "relu")
         t = preset["train"]
         assert (t["batch_size"], t["lr"], t["weight_decay"], t["lr_decay"]) == (64, 4e-4, 1e-5, 1.0)
+        assert t["fused_adam"] is True
         if name.count("/") == 2:
             d = suite.datasets[name.split("/")[1]]
             assert preset["data"]["params"] == {"name": d.name}
@@ -155,6 +158,7 @@ def test_registered_suite_is_the_suite_file_in_the_core_form() -> None:
     for name, d in shipped.datasets.items():
         assert suite.grid_for(name)["train.epochs"][-1] == d.epochs
     assert {d: f for d, f in suite.datasets.items() if f is not None} == shipped.published()
+    assert dict(suite.costs) == dict(shipped.cost) and set(suite.costs) == set(shipped.datasets)  # all 17 ordered
     assert (suite.selection, suite.final, suite.metric) == (("train", "valid"), ("trainvalid", "test"), "micro_auprc")
     assert suite.reference_name == "C-HMCNN" and suite.reference_seeds == 10
     presets = get_host().registry("presets")
