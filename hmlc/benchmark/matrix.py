@@ -197,6 +197,7 @@ def plan_matrix(path: Path, out: Path) -> BenchmarkFile:
     from hmlc.config import load_config
     from hmlc.engine.experiment import check_experiment
     from hmlc.engine.predictor import resolve_checkpoint
+    from hmlc.plugins import get_host
     from hmlc.models.checkpoint import read_checkpoint_metadata
 
     bench = read_benchmark_file(path)
@@ -211,7 +212,8 @@ def plan_matrix(path: Path, out: Path) -> BenchmarkFile:
             inputs += checkpoint_inputs([Path(e["checkpoint"])])
         else:
             config_path = Path(e["config"]) if e.get("config") else None
-            exp.config = load_config(config_path, e.get("preset"), [*e["set"], f"output.name={exp.name}"])
+            exp.config = load_config(config_path, e.get("preset"), [*e["set"], f"output.name={exp.name}"],
+                                     presets=get_host().preset)
             graph = check_experiment(exp.config)
             exp.hierarchy, exp.labels = graph.name, tuple(graph.labels)
             inputs += experiment_inputs(exp.config, config_path)

@@ -262,9 +262,11 @@ def _settings(grid: Mapping[str, tuple[Any, ...]]) -> list[tuple[str, list[str]]
 
 def _config(suite: BenchmarkSuite, request: SuiteRequest, dataset: str, method: str, extra: Sequence[str]) -> Any:
     from hmlc.config import load_config
+    from hmlc.plugins import get_host
 
     preset = suite.preset.format(dataset=dataset, method=method) if suite.preset else None
-    return load_config(None, preset, [*suite.config_overrides(dataset, method, request.data), *request.sets, *extra])
+    return load_config(None, preset, [*suite.config_overrides(dataset, method, request.data), *request.sets, *extra],
+                       presets=get_host().preset)
 
 
 def plan_suite(

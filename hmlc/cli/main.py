@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+import hmlc.plugins  # noqa: F401  the composition root: tells hmlc.config where preset names are looked up
 from hmlc import __version__
 from hmlc.errors import HmlcError, shorten
 

@@ -9,6 +9,7 @@ from hmlc.config.loading import (
     load_config,
     parse_override,
     read_config_file,
+    use_presets,
 )
 from hmlc.config.models import (
     ClosureConfig,
@@ -33,6 +34,7 @@ __all__ = [
     "EvaluationConfig",
     "OutputConfig",
     "load_config",
+    "use_presets",
     "read_config_file",
     "apply_overrides",
     "parse_override",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any, Union, get_args, get_origin
 
@@ -147,27 +147,55 @@ def _small(value: Any) -> bool:
     return not isinstance(value, str) or len(value) <= 60
 
 
+#: ``lookup(name)`` -> a preset's configuration dict, raising hmlc's own error for an unknown name.
+PresetLookup = Callable[[str], Mapping[str, Any]]
+
+_preset_lookup: PresetLookup | None = None
+
+
+def use_presets(lookup: PresetLookup | None) -> None:
+    """Tell configuration loading where preset names are looked up.
+
+    Configuration knows nothing of plugins: :mod:`hmlc.plugins` tells it, when
+    imported, to ask the plugin host (every registered preset, built-in or a
+    plugin's). ``load_config(presets=...)`` overrides this for one call.
+    """
+    global _preset_lookup
+    _preset_lookup = lookup
+
+
+def _preset(name: str, presets: PresetLookup | None) -> dict[str, Any]:
+    lookup = presets or _preset_lookup
+    if lookup is None:
+        raise ConfigError(
+            f"preset {name!r}: no presets are known to hmlc.config yet; import hmlc.plugins first "
+            "(hmlc's commands do), or pass presets= to load_config"
+        )
+    return dict(lookup(name))
+
+
 def load_config(
     path: Path | None = None,
     preset: str | None = None,
     overrides: Sequence[str] = (),
     base: Mapping[str, Any] | None = None,
+    presets: PresetLookup | None = None,
 ) -> ExperimentConfig:
-    """Defaults <- ``base`` <- preset <- file <- overrides, validated."""
+    """Defaults <- ``base`` <- preset <- file <- overrides, validated.
+
+    Preset names (``preset``, or a file's ``preset:`` key) are looked up with
+    ``presets``, else where :func:`use_presets` said (the plugin host).
+    """
     data: dict[str, Any] = dict(base or {})
     sources = []
     if preset:
-        from hmlc.plugins import get_host
-
-        data = deep_merge(data, get_host().preset(preset))
+        data = deep_merge(data, _preset(preset, presets))
         sources.append(f"preset {preset}")
     if path is not None:
         file_data = read_config_file(Path(path))
         if "preset" in file_data:
             name = file_data.pop("preset")
-            from hmlc.plugins import get_host
-
-            data = deep_merge(data, get_host().preset(str(name)))
+            data = deep_merge(data, _preset(str(name), presets))
         data = deep_merge(data, file_data)
         sources.append(f"config {path}")
     data = apply_overrides(data, overrides)

@@ -18,6 +18,7 @@ from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_
 from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError, HmlcError, shorten
+from hmlc.plugins import get_host
 from hmlc.progress import Progress, format_duration
 
 __all__ = [
@@ -146,7 +147,7 @@ def plan_ablation(
     """Every setting x seed, validated, with the state of its run directory; trains nothing."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: give at least 1")
-    base = load_config(config_path, preset, base_overrides)
+    base = load_config(config_path, preset, base_overrides, presets=get_host().preset)
     from hmlc.cli.paths import experiment_inputs, refuse_overwriting_inputs
 
     refuse_overwriting_inputs({"--out": out_dir}, experiment_inputs(base, config_path))

@@ -9,6 +9,16 @@ from hmlc.plugins.host import PluginHost, get_host, reset_host
 from hmlc.plugins.manager import ENTRY_POINT_GROUP, get_plugin_manager
 from hmlc.plugins.registry import KINDS, Registry
 
+
+def _preset(name: str) -> dict:
+    return get_host().preset(name)
+
+
+# Configuration does not ask for plugins: it is told here where preset names are looked up.
+from hmlc.config.loading import use_presets  # noqa: E402 (after the host it points to)
+
+use_presets(_preset)
+
 __all__ = [
     "hookimpl",
     "hookspec",

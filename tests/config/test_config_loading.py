@@ -320,3 +320,30 @@ def test_set_null_still_clears_an_optional_text_key() -> None:
 def test_set_reads_typed_values_for_typed_keys() -> None:
     cfg = load_config(None, None, ["train.epochs=12", "data.augment=off", "train.lr=1e-4"])
     assert cfg.train.epochs == 12 and cfg.data.augment is False and cfg.train.lr == 1e-4
+
+
+def test_configuration_is_told_where_presets_come_from_and_never_imports_plugins() -> None:
+    """hmlc.config knows nothing of plugins: hmlc.plugins tells it (use_presets); a caller may pass its own."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hmlc.config import load_config\n"
+        "from hmlc.errors import ConfigError\n"
+        "assert not [m for m in sys.modules if m.startswith('hmlc.plugins')], 'hmlc.config imported hmlc.plugins'\n"
+        "try:\n"
+        "    load_config(preset='synthetic/u-ones-ct-lsr')\n"
+        "except ConfigError as e:\n"
+        "    print('ERR', e)\n"
+        "own = {'mine': {'train': {'epochs': 7}}}\n"
+        "print('OWN', load_config(preset='mine', presets=own.__getitem__).train.epochs)\n"
+        "assert not [m for m in sys.modules if m.startswith('hmlc.plugins')]\n"
+        "import hmlc.plugins\n"
+        "print('HOST', load_config(preset='synthetic/u-ones-ct-lsr').train.method)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("ERR preset 'synthetic/u-ones-ct-lsr': no presets are known") and "import hmlc.plugins" in lines[0]
+    assert lines[1:] == ["OWN 7", "HOST ct"]

@@ -78,7 +78,8 @@ def _subfolders(folder: Path) -> list[Path]:
 def find_dataset_folder(root: Path, name: str) -> Path:
     """The folder under ``root`` (itself, or up to two levels down) holding the files of ``name``."""
     if not root.is_dir():
-        raise DataError(f"data.root {root} is not a folder; set data.root to the folder holding the hmc datasets")
+        raise DataError(f"data.root {root} is not a folder; set data.root to the folder holding the hmc datasets "
+                        "(or $HMLC_DATA to the folder holding hmc/)")
     candidates = [root]
     level1 = _subfolders(root)
     candidates += level1
@@ -221,7 +222,7 @@ class HmcDataset(DatasetReader):
         if root is None:
             raise ConfigError(
                 "dataset 'hmc' reads ARFF files: set data.root to the folder holding them "
-                "(or the one holding FUN/ and GO/), or set $HMLC_DATA"
+                "(or the one holding FUN/ and GO/), or set $HMLC_DATA to the folder holding hmc/"
             )
         folder = find_dataset_folder(Path(root), p["name"])
         return p, dataset_files(folder, p["name"])
