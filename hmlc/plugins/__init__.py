@@ -9,15 +9,8 @@ from hmlc.plugins.host import PluginHost, get_host, reset_host
 from hmlc.plugins.manager import ENTRY_POINT_GROUP, get_plugin_manager
 from hmlc.plugins.registry import KINDS, Registry
 
-
-def _preset(name: str) -> dict:
-    return get_host().preset(name)
-
-
-# Configuration does not ask for plugins: it is told here where preset names are looked up.
-from hmlc.config.loading import use_presets  # noqa: E402 (after the host it points to)
-
-use_presets(_preset)
+# The built-in plugin, imported here, tells hmlc.config where preset names are looked up (config never asks).
+from hmlc.plugins import builtin as _builtin  # noqa: E402,F401
 
 __all__ = [
     "hookimpl",

@@ -48,3 +48,16 @@ def hmlc_register_presets(register: Register) -> None:
     from hmlc.config.presets import register_builtin_presets
 
     register_builtin_presets(register)
+
+
+def _preset(name: str) -> dict:
+    from hmlc.plugins.host import get_host
+
+    return get_host().preset(name)
+
+
+# Configuration knows nothing of plugins: the plugin that registers the core's presets tells it, when
+# hmlc.plugins is imported, that preset names are looked up in the plugin host (every plugin's presets).
+from hmlc.config.loading import use_presets  # noqa: E402
+
+use_presets(_preset)

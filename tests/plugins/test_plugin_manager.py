@@ -639,7 +639,9 @@ def test_import_hmlc_loads_no_plugin_and_no_torch() -> None:
 
 # ------------------------------------------------------- config is told, not asked
 def test_the_plugin_machinery_does_not_import_config() -> None:
-    """hmlc.config asks the host for presets; the host reads preset files itself (no import cycle)."""
+    """No import cycle: hmlc.config never imports hmlc.plugins (tests/config checks it), and the plugin
+    machinery never imports config (the host reads preset files itself); the built-in plugin, which
+    registers the core's presets, tells config where preset names are looked up."""
     import ast
 
     for module in ("__init__", "host", "manager", "registry", "hookspecs"):
