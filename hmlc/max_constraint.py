@@ -102,9 +102,7 @@ def _winners(levels: _Levels, values: Tensor) -> Tensor:
             own, own_arg = rows[levels.start[i] : levels.start[i + 1]], arg[levels.start[i] : levels.start[i + 1]]
             torch.where(got > own, got_arg, own_arg, out=own_arg)
             torch.maximum(own, got, out=own)
-        out = torch.empty(values.shape, dtype=torch.int64, device=values.device)
-        out.copy_(levels.values(arg, values))
-        return out
+        return levels.values(arg, values).to(torch.int64, memory_format=torch.contiguous_format)
 
 
 def mc_loss(logits: Tensor, targets: Tensor, weights: Tensor, graph: LabelGraph) -> Tensor:
@@ -124,12 +122,12 @@ def mc_loss(logits: Tensor, targets: Tensor, weights: Tensor, graph: LabelGraph)
     known_yf = torch.where(evidence, torch.log(torch.where(evidence, t, torch.ones_like(t))) + log_f, -math.inf)
     # Both maxima in one fold over the DAG: max_B x_B and max_B ln(y_B f_B), stacked along rows;
     # each is then a gather at its winners (the backward: one scatter-add, not a pass back through every level).
-    rows = x.reshape(-1, k).shape[0]
-    win_x, win_pos = _winners(module.levels, torch.cat([x.reshape(-1, k), known_yf.reshape(-1, k)]).detach()).split(rows)
+    flat_x, flat_known = x.reshape(-1, k), known_yf.reshape(-1, k)
+    win_x, win_pos = _winners(module.levels, torch.cat([flat_x, flat_known]).detach()).split(flat_x.shape[0])
     # ln(1 - max_B f_B) = logsigmoid(-x_W) at the winner W of max_B x_B (sigmoid is increasing), and
     # logsigmoid(-x) = logsigmoid(x) - x: one logsigmoid for both terms.
-    log_not = (log_f - x).reshape(-1, k).gather(1, win_x).reshape(x.shape)
-    log_pos = known_yf.reshape(-1, k).gather(1, win_pos).reshape(x.shape)
+    log_not = (log_f.reshape(-1, k) - flat_x).gather(1, win_x).reshape(x.shape)
+    log_pos = flat_known.gather(1, win_pos).reshape(x.shape)
     # Entries with y_A > 0 and weight 0 are masked out by the reduction anyway.
     positive = torch.where(evidence, t * log_pos, torch.zeros_like(x))
     return _weighted_mean(-(positive + (1 - t) * log_not), weights)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class HmcSuite:
     #: Ontology -> {"hidden_dim", "epochs"}: the medians of C-HMCNN's choices, for datasets it did not tune.
     defaults: Mapping[str, Mapping[str, int]]
     #: Dataset -> seconds its three units took in a measured run: only orders the work under --jobs.
-    cost: Mapping[str, float] = field(default_factory=dict)
+    cost: Mapping[str, float]
 
     def published(self) -> dict[str, float]:
         """Dataset -> C-HMCNN's published test AU(PRC), for the datasets that have one."""
