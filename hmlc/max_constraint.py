@@ -22,6 +22,8 @@ ignored label) is never counted as positive evidence.
 import functools
 import math
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -75,9 +77,18 @@ def _module_for(values: Tensor, graph: LabelGraph) -> MaxConstraint:
     return _module(graph, values.device)
 
 
-def max_constraint(logits: Tensor, graph: LabelGraph) -> Tensor:
-    """MCM probabilities (..., K) of logits (..., K): max of sigmoid over each label and its descendants."""
-    return in_chunks(_module_for(logits, graph), logits)
+def max_constraint(logits: Tensor, graph: LabelGraph, *, out: Optional[Tensor] = None) -> Tensor:
+    """MCM probabilities (..., K) of logits (..., K): max of sigmoid over each label and its descendants.
+
+    ``out``: without autograd, a float tensor shaped like ``logits`` (``logits`` itself, when
+    they are no longer needed) to write the probabilities into.
+    """
+    module = _module_for(logits, graph)
+    if not (torch.is_grad_enabled() and logits.requires_grad):
+        return module.levels.infer(_float(logits), 3, out)
+    if out is not None:
+        raise ValueError("max_constraint(out=...) is for inference: logits that require grad get a new tensor; drop out=")
+    return in_chunks(module, logits)
 
 
 def _winners(levels: _Levels, values: Tensor) -> Tensor:

@@ -266,6 +266,47 @@ def test_large_batches_run_in_chunks() -> None:
         assert (chunked[:, child] <= chunked[:, parent]).all()
 
 
+def random_dag(k: int, n_edges: int, seed: int) -> LabelGraph:
+    """Labels in a shuffled output order; each label below the first two has a random earlier parent, plus extra edges."""
+    rng = np.random.default_rng(seed)
+    edges = {(int(rng.integers(0, i)), i) for i in range(2, k)}
+    while len(edges) < n_edges:
+        child = int(rng.integers(3, k))
+        edges.add((int(rng.integers(0, child)), child))
+    names = [f"L{i}" for i in rng.permutation(k)]
+    return LabelGraph(names, [(names[p], names[c]) for p, c in sorted(edges)])
+
+
+@pytest.mark.parametrize("combine", ["product", "min"])
+@pytest.mark.parametrize("k", [40, 300])  # folded column by column / label-major in chunks (hmlc.chain_rule.COLUMNS_MAX_LABELS)
+def test_inference_gives_the_modules_numbers_bit_for_bit(k: int, combine: str) -> None:
+    graph = random_dag(k, int(k * 1.6), seed=k)
+    rows = 2 * (1 << 20) // k + 17  # three chunks, the last one short
+    logits = torch.randn(rows, k) * 4
+    with torch.no_grad():
+        fast = chain_rule(logits, graph, combine)
+        whole = ChainRule(graph, combine)(logits)
+        torch.testing.assert_close(fast, whole, rtol=0, atol=0)
+        # Any batch shape; and in place, into the logits themselves.
+        batched = chain_rule(logits[:30].reshape(5, 6, k), graph, combine)
+        torch.testing.assert_close(batched, whole[:30].reshape(5, 6, k), rtol=0, atol=0)
+        again = logits.clone()
+        assert chain_rule(again, graph, combine, out=again).data_ptr() == again.data_ptr()
+        torch.testing.assert_close(again, whole, rtol=0, atol=0)
+    for parent, child in graph.edge_indices:
+        assert (fast[:, child] <= fast[:, parent]).all()
+
+
+def test_out_must_fit_and_is_for_inference() -> None:
+    logits = torch.randn(5, 4)
+    with pytest.raises(ValueError, match=r"out must be a contiguous torch.float32 tensor of shape \(5, 4\)"):
+        chain_rule(logits, DIAMOND, out=torch.empty(5, 3))
+    with pytest.raises(ValueError, match="not contiguous"):
+        chain_rule(logits, DIAMOND, out=torch.empty(4, 5).t())
+    with pytest.raises(ValueError, match="is for inference"):
+        chain_rule(logits.requires_grad_(), DIAMOND, out=torch.empty(5, 4))
+
+
 def test_a_5000_deep_chain() -> None:
     deep = 5000
     graph = LabelGraph([f"c{i}" for i in range(deep)], [(f"c{i}", f"c{i + 1}") for i in range(deep - 1)])

@@ -171,6 +171,22 @@ def test_large_batches_run_in_chunks_with_the_same_result() -> None:
         assert (chunked[:, parent] >= chunked[:, child]).all()
 
 
+@pytest.mark.parametrize("k", [30, 200])  # folded column by column / label-major in chunks
+def test_inference_gives_the_modules_numbers_in_place_too(k: int) -> None:
+    rng = np.random.default_rng(k)
+    edges = {(int(rng.integers(0, i)), i) for i in range(1, k)} | {(int(rng.integers(0, i)), i) for i in range(2, k, 3)}
+    graph = LabelGraph([f"n{i}" for i in range(k)], [(f"n{p}", f"n{c}") for p, c in sorted(edges)])
+    logits = torch.randn(2 * (1 << 20) // k + 5, k) * 3
+    with torch.no_grad():
+        whole = MaxConstraint(graph)(logits)
+        torch.testing.assert_close(max_constraint(logits, graph), whole, rtol=0, atol=0)
+        again = logits.clone()
+        max_constraint(again, graph, out=again)
+        torch.testing.assert_close(again, whole, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="is for inference"):
+        max_constraint(logits[:2].clone().requires_grad_(), graph, out=torch.empty(2, k))
+
+
 def test_wrong_width_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="3 columns but the hierarchy has 7 labels"):
         max_constraint(torch.zeros(2, 3), GRAPH)
