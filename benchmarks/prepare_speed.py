@@ -98,9 +98,10 @@ PRESET, SETTINGS = "chexpert/u-ones-ct-lsr", ("data.params.views=both",)
 def hmlc_prepare(root: Path, cache: Path, workers: int | None) -> float:
     """Seconds of hmlc's prepare (what `hmlc prepare` runs after parsing its arguments)."""
     from hmlc.config import load_config
+    from hmlc.plugins import get_host
     from hmlc.engine.experiment import build_caches
 
-    config = load_config(None, PRESET, [f"data.root={root}", *SETTINGS])
+    config = load_config(None, PRESET, [f"data.root={root}", *SETTINGS], presets=get_host().preset)
     start = time.perf_counter()
     builds = build_caches(config, cache_dir=cache, workers=workers, progress=False)
     seconds = time.perf_counter() - start

@@ -118,6 +118,7 @@ def main() -> None:
 
         previous_mc_loss = module_at(args.previous, "hmlc/max_constraint.py")["mc_loss"]
     from hmlc.config import load_config
+    from hmlc.plugins import get_host
     from hmlc.engine.experiment import prepare_experiment
     from hmlc.engine.rundir import RunDirectory
     from hmlc.engine.runtime import setup_runtime, teardown_runtime
@@ -136,7 +137,7 @@ def main() -> None:
                     config = load_config(None, f"hmc/{dataset}/{method}", [
                         f"data.root={root}", f"train.threads={args.threads}", f"train.batch_size={batch}",
                         f"data.limit={args.steps * batch}", "train.progress=false", "train.device=cpu",
-                    ])
+                    ], presets=get_host().preset)
                     runtime = setup_runtime("cpu", config.train.precision, False, config.train.deterministic, args.threads)
                     try:
                         data = prepare_experiment(config)

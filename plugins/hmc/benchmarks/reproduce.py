@@ -30,6 +30,7 @@ DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "hmc"
 def run_one(dataset: str, method: str, root: Path, overrides: list[str], work: Path) -> dict[str, object]:
     """Train the preset with ``overrides`` and score test micro AU(PRC); returns the row."""
     from hmlc.config import load_config
+    from hmlc.plugins import get_host
     from hmlc.engine.inference import forward_images, outputs_to_probabilities
     from hmlc.engine.experiment import prepare_experiment
     from hmlc.engine.rundir import RunDirectory
@@ -38,7 +39,10 @@ def run_one(dataset: str, method: str, root: Path, overrides: list[str], work: P
     from hmlc.evaluation.metrics import average_precision
     from hmlc_hmc.suite import load_suite
 
-    config = load_config(None, f"hmc/{dataset}/{method}", [f"data.root={root}", "train.progress=false", *overrides])
+    config = load_config(
+        None, f"hmc/{dataset}/{method}", [f"data.root={root}", "train.progress=false", *overrides],
+        presets=get_host().preset,
+    )
     t0 = time.perf_counter()
     runtime = setup_runtime(
         config.train.device, config.train.precision, config.train.channels_last,

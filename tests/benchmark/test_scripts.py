@@ -1,0 +1,32 @@
+"""The benchmark scripts of benchmarks/ run as a user runs them (python <script>), scaled down to seconds.
+
+They guard what a unit test of the library cannot: that each script still imports, builds its
+inputs and prints its table (no other code imports them).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_dag_scale_compares_every_operation_with_its_loop() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "dag_scale.py"), "--n", "300", "--n-tree", "3000",
+         "--n-codes", "200", "--repeat", "1"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if "| loop" in line]
+    names = [line.split("  ")[0] for line in rows]
+    assert len(rows) == 7, proc.stdout
+    assert any(n.startswith("chain rule, GO") for n in names) and any(n.startswith("closure") for n in names)
+    for line in rows:  # every fast path gives the loop's numbers
+        diff = float(line.rsplit("max diff ", 1)[1].split()[0])
+        assert diff < 1e-5, line
