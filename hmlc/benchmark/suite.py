@@ -726,6 +726,7 @@ def _comparable(config: Any) -> dict[str, Any]:
     data = config_to_dict(config)
     data["output"].pop("dir", None)
     data["train"].pop("progress", None)
+    data["train"].pop("checkpoint_every_s", None)  # how often progress is saved, not what is learned
     return _changed(data, config_to_dict(load_config(None, None, [])))
 
 

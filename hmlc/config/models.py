@@ -154,6 +154,13 @@ class TrainConfig(_Section):
         "(the Gene Ontology's); it rounds differently, so the weights differ slightly from a run without it.",
     )
     grad_clip: float | None = Field(None, gt=0, allow_inf_nan=False, description="Clip the gradient norm to this value.")
+    checkpoint_every_s: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="Write checkpoints/last after an epoch only once this many seconds have passed since the last "
+        "write (0: after every epoch). The last epoch of each stage, --stop-after-epochs and an interruption "
+        "(Ctrl-C, SIGTERM) always write it; a kill -9 loses up to this long besides the epoch in progress. "
+        "For short epochs (the HMC datasets'), where writing the optimizer state costs a good part of an epoch.",
+    )
     combine: str = Field("product", description="Parent combination rule of the chain rule: 'product' or 'min'.")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(

@@ -271,6 +271,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     config["output"].pop("dir", None)
     config["output"].pop("tensorboard", None)
     config["train"].pop("progress", None)
+    config["train"].pop("checkpoint_every_s", None)  # how often progress is saved, not what is learned
     return config
 
 

@@ -354,6 +354,8 @@ class Trainer:
         epochs_run = 0
         completed = True
         last_val: list[LabelAUC] | None = None  # validation of the current weights, if any
+        every = self.config.train.checkpoint_every_s
+        saved_at = time.monotonic()  # checkpoints/last is due `every` seconds after this
         stage: StageConfig | None = None
         for si, stage in enumerate(self.stages):
             if si < self.progress["stage"]:
@@ -421,10 +423,17 @@ class Trainer:
                 if val and not math.isnan(val_mean) and val_mean > self.best_mean:
                     self.best_mean = val_mean
                     self._save("best", stage, val, with_state=False)
-                self._save("last", stage, val, with_state=True)
-                if stop is not None:
-                    stop.hard_hint = self._resume_hint()
                 epochs_run += 1
+                if (
+                    every <= 0
+                    or time.monotonic() - saved_at >= every
+                    or epoch + 1 == stage.epochs
+                    or (stop_after_epochs is not None and epochs_run >= stop_after_epochs)
+                ):
+                    self._save("last", stage, val, with_state=True)
+                    saved_at = time.monotonic()
+                    if stop is not None:
+                        stop.hard_hint = self._resume_hint()
             if not completed:
                 break
         if completed:

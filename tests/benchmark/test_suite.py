@@ -334,6 +334,19 @@ def test_stored_scores_survive_a_new_setting_at_its_default(monkeypatch: pytest.
     assert suite_module._comparable(config) == before
 
 
+def test_how_often_a_run_saves_does_not_invalidate_stored_scores_or_run_folders() -> None:
+    """train.checkpoint_every_s changes when progress is written, not what is learned (the hmc preset gained it)."""
+    from hmlc.config import config_to_dict, load_config
+    from hmlc.engine.ablation import _comparable as run_folder_comparable
+
+    base = ["data.dataset=synthetic-vectors", "train.epochs=3"]
+    before, after = (load_config(None, None, base + extra) for extra in ([], ["train.checkpoint_every_s=60"]))
+    assert suite_module._comparable(after) == suite_module._comparable(before)
+    assert run_folder_comparable(config_to_dict(after)) == run_folder_comparable(config_to_dict(before))
+    other = load_config(None, None, [*base, "train.lr=0.002"])  # a setting that does change what is learned
+    assert suite_module._comparable(other) != suite_module._comparable(before)
+
+
 def test_a_suite_with_only_its_datasets_grids_says_so(tmp_path: Path, capsys: Any) -> None:
     only = {**TOY, "grid": {}, "datasets": {"120": {"reference": 0.5, "grid": {"train.epochs": [1]}}}}
     get_host().pm.register(type("Only", (), {"hmlc_register_benchmark_suites": hookimpl(

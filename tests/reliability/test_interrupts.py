@@ -144,6 +144,31 @@ def test_a_run_killed_anywhere_resumes_to_the_same_tensors_and_bytes(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
+    ("fault", "progress"),
+    [
+        # in epoch 2 of stage 1: epoch 1 was not written (not due), so no checkpoint at all yet
+        ("SIGKILL@step:ct1:2:3", None),
+        # in stage 2: the end of stage 1 was written (a stage's last epoch always is)
+        ("SIGKILL@step:ct2:2:2", {"stage": 0, "epoch": 2}),
+    ],
+)
+def test_with_a_checkpoint_interval_a_killed_run_resumes_from_what_was_written(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str, progress: dict | None
+) -> None:
+    proc = _train_subprocess(tmp_path, fault, "--set", "train.checkpoint_every_s=3600")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run = tmp_path / RUN
+    if progress is None:
+        assert not (run / "checkpoints" / "last").exists()
+    else:
+        assert _stage(run)["progress"] == progress
+    code, _, err = _in(tmp_path, ["train", "--resume", str(RUN)], capsys)
+    assert code == 0, err
+    _assert_same_run(run, reference, config_differs=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
     ("fault", "code", "where", "extra"),
     [
         # Ctrl-C in a terminal reaches the DataLoader workers too

@@ -26,7 +26,7 @@ ONTOLOGIES: dict[str, str] = {"FUN": "FunCat tree", "GO": "Gene Ontology DAG"}
 _KEYS = {"name", "description", "sources", "protocol", "recipe", "methods", "search", "datasets", "cost"}
 _RECIPE = {
     "batch_size": int, "lr": float, "weight_decay": float, "hidden_layers": int, "dropout": float, "activation": str,
-    "max_hidden_dim": int, "fused_adam": bool,
+    "max_hidden_dim": int, "fused_adam": bool, "checkpoint_every_s": float,
 }
 _DATASET_KEYS = {"hidden_dim", "epochs", "published_auprc"}
 

@@ -60,7 +60,7 @@ def test_c_hmcnn_settings_as_published() -> None:
     suite = load_suite()
     assert suite.recipe == {
         "batch_size": 64, "lr": 4e-4, "weight_decay": 1e-5, "hidden_layers": 2, "dropout": 0.7, "activation": "relu",
-        "max_hidden_dim": 2000, "fused_adam": True,
+        "max_hidden_dim": 2000, "fused_adam": True, "checkpoint_every_s": 60.0,
     }
     picks = {"cellcycle_FUN": (500, 106), "cellcycle_GO": (1000, 62), "seq_GO": (9000, 45), "spo_FUN": (250, 115)}
     for name, (hidden, epochs) in picks.items():
@@ -125,7 +125,7 @@ def test_presets_hold_the_recipe() -> None:
         assert preset["model"]["backbone"] == "mlp" and (mlp["layers"], mlp["dropout"], mlp["activation"]) == (2, 0.7, "relu")
         t = preset["train"]
         assert (t["batch_size"], t["lr"], t["weight_decay"], t["lr_decay"]) == (64, 4e-4, 1e-5, 1.0)
-        assert t["fused_adam"] is True
+        assert t["fused_adam"] is True and t["checkpoint_every_s"] == 60.0
         if name.count("/") == 2:
             d = suite.datasets[name.split("/")[1]]
             assert preset["data"]["params"] == {"name": d.name}
