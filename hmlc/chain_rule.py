@@ -215,7 +215,9 @@ class _Levels(torch.nn.Module):
                 f"got {out.dtype} {tuple(out.shape)}{'' if out.is_contiguous() else ' (not contiguous)'}"
             )
         out = out.view(-1, k)
-        step = max(1, min(n, max(INFER_MIN_ROWS, INFER_ELEMENTS // max(k, 1))))
+        # A GPU gains nothing from cache-sized chunks and pays a launch per operation: larger ones there.
+        per_chunk = INFER_ELEMENTS if flat.device.type == "cpu" else max(INFER_ELEMENTS, 1 << 24)
+        step = max(1, min(n, max(INFER_MIN_ROWS, per_chunk // max(k, 1))))
         if k <= COLUMNS_MAX_LABELS:
             # Few labels: straight in the output, one column operation per label, no transposes.
             for first in range(0, n, step):
