@@ -43,6 +43,7 @@ def run_one(dataset: str, method: str, root: Path, overrides: list[str], work: P
         None, f"hmc/{dataset}/{method}", [f"data.root={root}", "train.progress=false", *overrides],
         presets=get_host().preset,
     )
+    published = load_suite().datasets[dataset].published_auprc  # read before training: nothing left to fail after it
     t0 = time.perf_counter()
     runtime = setup_runtime(
         config.train.device, config.train.precision, config.train.channels_last,
@@ -61,7 +62,6 @@ def run_one(dataset: str, method: str, root: Path, overrides: list[str], work: P
         ap = average_precision(data.valid.codes, probs.cpu().numpy(), data.graph.labels, data.score_exclude)
     finally:
         teardown_runtime(runtime)
-    published = load_suite().datasets[dataset].published_auprc
     return {
         "dataset": dataset, "method": method, "epochs": config.train.epochs, "batch_size": config.train.batch_size,
         "lr": config.train.lr, "width": config.model.backbone_params.get("width"), "seed": config.seed,
