@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from hmlc.plugins import reset_host
+
+# A test run started in the background by a script (`cmd &` without job control) inherits SIGINT
+# ignored, as does every process the tests start, and hmlc rightly leaves an ignored SIGINT
+# ignored; the Ctrl-C tests need it delivered. Each test process (xdist's workers too) restores it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
