@@ -159,19 +159,25 @@ class _Levels(torch.nn.Module):
         """Each group's flattened source rows, split off in one operation."""
         return self.source_index.split(self.source_sizes)
 
-    def fold(self, rows: Tensor, kind: int) -> Tensor:
+    def fold(self, rows: Tensor, kind: int, scratch: Optional[Tensor] = None) -> Tensor:
         """Walk the groups over label-major ``rows``, each target combining its own row with its sources'.
 
         ``kind`` 1: own * product of sources; 2: own * min of sources; 3: max(own, max of sources).
         Without autograd ``rows`` is updated in place; with it, on a copy (autograd saves the
-        unchanged rows and gathered copies, never rows it will see change).
+        unchanged rows and gathered copies, never rows it will see change). ``scratch`` (no
+        autograd; at least ``max(source_sizes) * R`` values) receives the gathered sources
+        instead of a new tensor per group.
         """
         own = rows
         if torch.is_grad_enabled():
             rows = rows.clone()
         sources = self.split_sources()
+        r = rows.shape[1]
         for i in range(len(self.widths)):
-            got = rows.index_select(0, sources[i])
+            if scratch is None:
+                got = rows.index_select(0, sources[i])
+            else:
+                got = torch.index_select(rows, 0, sources[i], out=scratch[: self.source_sizes[i] * r].view(-1, r))
             if self.widths[i] > 1:
                 got = got.reshape(-1, self.widths[i], rows.shape[1])
                 if kind == 1:
@@ -221,9 +227,7 @@ class _Levels(torch.nn.Module):
         if k <= COLUMNS_MAX_LABELS:
             # Few labels: straight in the output, one column operation per label, no transposes.
             for first in range(0, n, step):
-                s = out[first : first + step]
-                torch.neg(flat[first : first + step], out=s)
-                s.exp_().add_(1.0).reciprocal_()
+                s = _sigmoid_into(flat[first : first + step], out[first : first + step])
                 for target, sources in self.columns:
                     got = s[:, sources[0]]
                     for c in sources[1:]:  # left to right, as prod/amin/amax over the group's sources
@@ -242,28 +246,16 @@ class _Levels(torch.nn.Module):
         sample_major = torch.empty((step, k), dtype=flat.dtype, device=flat.device)
         label_major = torch.empty(k * step, dtype=flat.dtype, device=flat.device)
         permuted = torch.empty(k * step, dtype=flat.dtype, device=flat.device)
-        sources = self.split_sources()
         scratch = torch.empty(max(self.source_sizes + [0]) * step, dtype=flat.dtype, device=flat.device)
         for first in range(0, n, step):
             r = min(step, n - first)
-            s = sample_major[:r]
-            torch.neg(flat[first : first + r], out=s)  # _sigmoid's operations, in place
-            s.exp_().add_(1.0).reciprocal_()
+            s = _sigmoid_into(flat[first : first + r], sample_major[:r])
             t = label_major[: k * r].view(k, r)
             t.copy_(s.t())
             rows = permuted[: k * r].view(k, r)
             torch.index_select(t, 0, self.order, out=rows)
-            for i in range(len(self.widths)):
-                size, width = self.source_sizes[i], self.widths[i]
-                got = torch.index_select(rows, 0, sources[i], out=scratch[: size * r].view(size, r))
-                if width > 1:
-                    got = got.view(-1, width, r)
-                    got = got.prod(1) if kind == 1 else got.amin(1) if kind == 2 else got.amax(1)
-                own = rows[self.start[i] : self.start[i + 1]]
-                if kind == 3:
-                    torch.maximum(own, got, out=own)
-                else:
-                    own.mul_(got)
+            with torch.no_grad():  # in place (logits that need no grad may come while grad mode is on)
+                self.fold(rows, kind, scratch)
             torch.index_select(rows, 0, self.inverse, out=t)
             out[first : first + r].copy_(t.t())
         return out.reshape(logits.shape)
@@ -291,6 +283,12 @@ def _sigmoid(x: Tensor) -> Tensor:
     if torch.is_grad_enabled():
         return torch.reciprocal(e + 1.0)
     return e.add_(1.0).reciprocal_()  # in place: no autograd to keep e
+
+
+def _sigmoid_into(x: Tensor, out: Tensor) -> Tensor:
+    """:func:`_sigmoid` of ``x`` written into ``out`` (no autograd): the same operations, in place."""
+    torch.neg(x, out=out)
+    return out.exp_().add_(1.0).reciprocal_()
 
 
 class ChainRule(torch.nn.Module):
@@ -424,8 +422,7 @@ def chain_rule(
     """
     module = _module_for(logits, graph, combine)
     inference = not (torch.is_grad_enabled() and logits.requires_grad)
-    if module.mode and inference:
-        module._check(logits)
+    if module.mode and inference:  # _module_for checked the width
         return module.levels.infer(_float(logits), module.mode, out)
     result = in_chunks(module, logits)
     if out is None:
