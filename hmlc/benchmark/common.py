@@ -89,12 +89,19 @@ def load_eval_split(
     )
 
 
-def predict_split(checkpoint: Path, split: EvalSplit, batch_size: int = 64) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The model's probabilities on ``split``, rows in the order of ``split.ids``, and its labels."""
+def predict_split(
+    checkpoint: Path | Sequence[Path], split: EvalSplit, batch_size: int = 64
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model's probabilities on ``split``, rows in the order of ``split.ids``, and its labels.
+
+    Several checkpoints: their ensemble, the mean of their probabilities (as
+    ``hmlc predict`` with several ``--checkpoint``).
+    """
     from hmlc.engine.predictor import Predictor, inputs_from_dataset, load_member
 
-    member = load_member(checkpoint, "torch")
-    predictor = Predictor([member], batch_size=batch_size, progress=False)
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    members = [load_member(c, "torch") for c in checkpoints]
+    predictor = Predictor(members, batch_size=batch_size, progress=False)
     inputs = inputs_from_dataset(
         split.dataset, split.split, root=split.root, params=split.params, image_size=predictor.load_size
     )

@@ -26,7 +26,9 @@ scored, the training continues); the best (setting, epochs) by the metric is
 trained on the final train split and scored on the final eval split once.
 Labels the dataset's protocol excludes (``score_exclude``) are left out of
 every score. Every run and score is kept under ``OUT``: a second call with
-the same arguments continues where the first stopped.
+the same arguments continues where the first stopped. With several seeds,
+each method's seeds are also scored as one ensemble (the mean of their final
+models' probabilities) once the last of them is done.
 
 Units are independent: ``jobs`` > 1 runs them in that many worker processes
 (spawned; each gets ``cores // jobs`` torch threads unless ``train.threads``
@@ -346,11 +348,43 @@ class _Splits:
         return self._cache[key]
 
 
-def _scored(checkpoint: Path, split: EvalSplit) -> dict[str, Any]:
+def _scored(checkpoint: Path | Sequence[Path], split: EvalSplit) -> dict[str, Any]:
+    """The protocol's scores of one model (or of the ensemble of several: the mean of their probabilities)."""
     probs, labels = predict_split(checkpoint, split)
     if tuple(labels) != split.labels:
         raise ConfigError(f"the model in {checkpoint} predicts other labels than {split.dataset}/{split.split} holds")
     return protocol_scores(split.codes, probs, split.labels, split.score_exclude)
+
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def _ensemble(
+    suite: BenchmarkSuite, request: SuiteRequest, out: Path, dataset: str, method: str,
+    records: Sequence[Mapping[str, Any]], splits: _Splits,
+) -> tuple[dict[str, Any], bool]:
+    """The ensemble of a method's seeds on a dataset: their final models' mean probabilities, scored once.
+
+    Kept in ``runs/<dataset>/<method>/ensemble.json`` with the seeds' final
+    keys: read back while those final models are the ones it was scored for.
+    Returns the record and whether it was scored in this call.
+    """
+    from hmlc.engine.rundir import write_json
+
+    key = fingerprint([r["key"] for r in records])
+    file = out / "runs" / dataset / method / ENSEMBLE_FILE
+    record = read_json(file)
+    if isinstance(record, dict) and record.get("key") == key:
+        return record, False
+    checkpoints = [out / "runs" / dataset / method / f"seed{r['seed']}" / "final" / "checkpoints" / "last"
+                   for r in records]
+    config = _config(suite, request, dataset, method, [f"data.eval_split={suite.final[1]}"])
+    started = time.monotonic()
+    scores = _scored(checkpoints, splits.get(config))
+    record = {"key": key, "seeds": [int(r["seed"]) for r in records], **scores,
+              "seconds": round(time.monotonic() - started, 1)}
+    write_json(file, record)
+    return record, True
 
 
 @dataclass(frozen=True)
@@ -393,6 +427,8 @@ def _run(
     combos = [(d, m, s) for d in datasets for m in methods for s in range(request.seeds)]
     units = [_Unit(i, len(combos), d, m, s) for i, (d, m, s) in enumerate(combos, 1)]
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    ensembles: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, method) -> its seeds' ensemble, once all are done
+    splits = _Splits()  # this process's: the units of one job and the ensembles
     # The clock counts the units done in this call (those read back from an earlier one would make the rate a lie).
     clock = Progress(len(units), f"suite {suite.name}", unit="unit", enabled=False)
 
@@ -401,18 +437,24 @@ def _run(
 
     def finished(unit: _Unit, record: dict[str, Any], fresh: bool) -> None:
         results[(unit.dataset, unit.method, unit.seed)] = record
-        _write(suite, grids, request, out, results, datasets, methods)
         if fresh:
             clock.update(1)
         else:
             clock.total = (clock.total or 1) - 1
         say(f"{_finished_line(suite, unit, record)}" + ("" if fresh else " (earlier)") + f"  ({status()})")
+        group = [results.get((unit.dataset, unit.method, s)) for s in range(request.seeds)]
+        if request.seeds > 1 and all(r is not None for r in group):
+            made, scored = _ensemble(suite, request, out, unit.dataset, unit.method, group, splits)  # type: ignore[arg-type]
+            ensembles[(unit.dataset, unit.method)] = made
+            if scored:
+                say(f"{unit.dataset} {unit.method}: ensemble of {request.seeds} seeds: {suite.final[1]}: "
+                    f"{METRICS[suite.metric]} {fmt(made[suite.metric])}")
+        _write(suite, grids, request, out, results, datasets, methods, ensembles)
 
-    _write(suite, grids, request, out, results, datasets, methods)
+    _write(suite, grids, request, out, results, datasets, methods, ensembles)
     jobs = min(request.jobs, len(units))
     try:
         if jobs == 1:
-            splits = _Splits()
             for unit in units:
                 finished(unit, *_run_unit(suite, grids[unit.dataset], request, out, unit, splits, say))
         else:
@@ -423,7 +465,7 @@ def _run(
             getattr(exc, "signum", signal.SIGINT), what,
             f"{len(results)} of {len(units)} unit(s) finished; run the same hmlc benchmark command to continue",
         ) from None
-    return _write(suite, grids, request, out, results, datasets, methods)
+    return _write(suite, grids, request, out, results, datasets, methods, ensembles)
 
 
 def _run_unit(
@@ -745,6 +787,7 @@ def _mean(values: Sequence[float | None]) -> float | None:
 def _write(
     suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
     results: Mapping[tuple[str, str, int], dict[str, Any]], datasets: Sequence[str], methods: Sequence[str],
+    ensembles: Mapping[tuple[str, str], Mapping[str, Any]],
 ) -> dict[str, Any]:
     """results.json, results.md and results.png from the finished units (atomic writes)."""
     from hmlc.benchmark.plots import suite_png
@@ -773,8 +816,11 @@ def _write(
                     "seconds": _mean([r["selection_seconds"] + r["final_seconds"] for r in runs]),
                     "n_seeds": len(runs),
                 },
+                # With --seeds above 1: the mean of the seeds' final models' probabilities, scored once.
+                "ensemble": _ensemble_entry(ensembles.get((d, m))),
             }
         doc["datasets"][d] = entry
+    doc["summary"] = _summary(suite, doc, datasets, methods)
     write_json(out / "results.json", doc)
     atomic_write_text(out / "results.md", _markdown(suite, doc, datasets, methods))
     ours = {d: {m: doc["datasets"][d]["methods"][m]["mean"][suite.metric] or math.nan for m in methods}
@@ -783,6 +829,59 @@ def _write(
     atomic_write_bytes(out / "results.png", suite_png(datasets, methods, ours, reference, suite.reference_name,
                                                       METRICS[suite.metric]))
     return doc
+
+
+def _ensemble_entry(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {"micro_auprc": record["micro_auprc"], "macro_auprc": record["macro_auprc"],
+            "mean_auc": record["mean_auc"], "n_seeds": len(record["seeds"]), "seconds": record["seconds"]}
+
+
+def _summary(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[str],
+             methods: Sequence[str]) -> dict[str, Any]:
+    """Per method, the metric averaged over the datasets with a published figure, beside the figures' mean.
+
+    None where a dataset lacks a score (not finished yet): a mean over part
+    of the datasets would not compare with the reference's.
+    """
+    with_figure = [d for d in datasets if doc["datasets"][d]["reference"] is not None]
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if not values or any(v is None for v in values) else float(statistics.fmean(values))  # type: ignore[arg-type]
+
+    per_method = {}
+    for m in methods:
+        entries = [doc["datasets"][d]["methods"][m] for d in with_figure]
+        per_method[m] = {
+            "mean": mean([e["mean"][suite.metric] for e in entries]),
+            "ensemble": mean([(e["ensemble"] or {}).get(suite.metric) for e in entries]),
+        }
+    return {"metric": suite.metric, "datasets": with_figure,
+            "reference": mean([doc["datasets"][d]["reference"] for d in with_figure]), "methods": per_method}
+
+
+def _figure_table(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[str], methods: Sequence[str],
+                  which: str) -> list[str]:
+    """Our figure (``which``: "mean" over seeds or "ensemble") beside the reference's, and their means."""
+    lines = ["| dataset | " + suite.reference_name + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",
+             "|---|---|" + "---|---|" * len(methods)]
+
+    def row(name: str, figure: float | None, values: list[float | None]) -> str:
+        cells = []
+        for value in values:
+            diff = value - figure if value is not None and figure is not None else None
+            cells += [fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
+        return f"| {name} | {fmt(figure)} | " + " | ".join(cells) + " |"
+
+    for d in datasets:
+        entry = doc["datasets"][d]
+        lines.append(row(d, entry["reference"], [(entry["methods"][m][which] or {}).get(suite.metric) for m in methods]))
+    summary = doc["summary"]
+    if len(datasets) > 1 and summary["datasets"]:
+        lines.append(row(f"mean of the {len(summary['datasets'])} with a figure", summary["reference"],
+                         [summary["methods"][m][which] for m in methods]))
+    return lines
 
 
 def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[str], methods: Sequence[str]) -> str:
@@ -800,18 +899,14 @@ def _markdown(suite: BenchmarkSuite, doc: Mapping[str, Any], datasets: Sequence[
         + f" and the difference (ours - {ref}). Settings chosen on {doc['selection'][1]} after training on "
         f"{doc['selection'][0]} ({search_text}); the final model trained on {doc['final'][0]}, scored on {doc['final'][1]} once." + (f" Overrides: {', '.join(doc['sets'])}." if doc["sets"] else ""),
         "",
-        "| dataset | " + ref + " | " + " | ".join(f"{m} | Δ" for m in methods) + " |",
-        "|---|---|" + "---|---|" * len(methods),
+        *_figure_table(suite, doc, datasets, methods, "mean"),
     ]
-    for d in datasets:
-        entry = doc["datasets"][d]
-        figure = entry["reference"]
-        cells = []
-        for m in methods:
-            value = entry["methods"][m]["mean"][suite.metric]
-            diff = value - figure if value is not None and figure is not None else None
-            cells += [fmt(value), "n/a" if diff is None else f"{diff:+.3f}"]
-        lines.append(f"| {d} | {fmt(figure)} | " + " | ".join(cells) + " |")
+    if doc["seeds"] > 1:
+        lines += [
+            "", f"The ensemble of each method's {doc['seeds']} seeds (the mean of their final models' probabilities, "
+            f"as `hmlc predict` with several checkpoints), scored on {doc['final'][1]} once:", "",
+            *_figure_table(suite, doc, datasets, methods, "ensemble"),
+        ]
     lines += ["", "| dataset | method | seed | searched | chosen | micro AU(PRC) | macro AU(PRC) | mean AUC | "
               "seconds (select + final) |", "|---|---|---|---|---|---|---|---|---|"]
     for d in datasets:

@@ -48,6 +48,26 @@ def _toy() -> None:
     get_host().pm.register(ToySuite(), name="toy-suite")
 
 
+def _micro_auprc_of_predict(tmp_path: Path, capsys: Any, checkpoints: list[Path]) -> float:
+    """Micro AU(PRC) on the toy's valid split (n_train 120) of `hmlc predict` with ``checkpoints``, by scikit-learn."""
+    from hmlc.config import load_config
+    from hmlc.data.datasets import read_split
+    from hmlc.engine.experiment import resolve_hierarchy  # the labels, to read the truth in their order
+
+    preds = tmp_path / "preds.csv"
+    given = [arg for c in checkpoints for arg in ("--checkpoint", c)]
+    code, _, err = run(["predict", *given, "--dataset", "synthetic-vectors", "--split", "valid",
+                        "--set", "data.params.n_train=120", "--set", "data.params.n_valid=80", "--out", preds], capsys)
+    assert code == 0, err
+    reader = get_host().dataset("synthetic-vectors")
+    graph = resolve_hierarchy(load_config(None, None, ["data.dataset=synthetic-vectors"]), reader)
+    truth = read_split(reader, "valid", root=None, params={"n_train": 120, "n_valid": 80}, image_size=None,
+                       labels=graph.labels).table.codes()
+    p = pd.read_csv(preds)[list(graph.labels)].to_numpy()
+    known = (truth == 0) | (truth == 1)
+    return float(average_precision_score(truth[known], p[known]))
+
+
 def test_suite_selects_on_valid_and_scores_the_final_model(tmp_path: Path, capsys: Any,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     trained: list[tuple[str, int | None]] = []
@@ -80,27 +100,53 @@ def test_suite_selects_on_valid_and_scores_the_final_model(tmp_path: Path, capsy
                                 "epochs": best[1]}
     assert record["selection_score"] == pytest.approx(selection[best])
     # The final model (trained with the chosen setting) scored once, checked with `hmlc predict` and scikit-learn.
-    preds = tmp_path / "preds.csv"
-    code, _, err = run(["predict", "--checkpoint", where / "final" / "checkpoints" / "last", "--dataset",
-                        "synthetic-vectors", "--split", "valid", "--set", "data.params.n_train=120",
-                        "--set", "data.params.n_valid=80", "--out", preds], capsys)
-    assert code == 0, err
-    from hmlc.engine.experiment import resolve_hierarchy  # the labels, to read the truth in their order
-    from hmlc.config import load_config
-    from hmlc.data.datasets import read_split
-
-    reader = get_host().dataset("synthetic-vectors")
-    graph = resolve_hierarchy(load_config(None, None, ["data.dataset=synthetic-vectors"]), reader)
-    truth = read_split(reader, "valid", root=None, params={"n_train": 120, "n_valid": 80}, image_size=None,
-                       labels=graph.labels).table.codes()
-    p = pd.read_csv(preds)[list(graph.labels)].to_numpy()
-    known = (truth == 0) | (truth == 1)
-    assert record["micro_auprc"] == pytest.approx(average_precision_score(truth[known], p[known]), abs=1e-9)
+    predicted = _micro_auprc_of_predict(tmp_path, capsys, [where / "final" / "checkpoints" / "last"])
+    assert record["micro_auprc"] == pytest.approx(predicted, abs=1e-9)
     assert (where / "final" / "config.yaml").read_text().count(f"width: {best[0]}") == 1
     md = (out / "results.md").read_text()
     assert "| 120 | 0.500 | " in md and f"{record['micro_auprc'] - 0.5:+.3f}" in md
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert "suite toy: 2 run(s) of 1 dataset(s)" in stdout
+    # One seed: no ensemble, and no table of it.
+    assert results["datasets"]["120"]["methods"]["flat"]["ensemble"] is None and "ensemble" not in md
+    assert not (out / "runs" / "120" / "flat" / "ensemble.json").exists()
+
+
+def test_several_seeds_are_also_scored_as_one_ensemble(tmp_path: Path, capsys: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    args = ["benchmark", "--suite", "toy", "--methods", "flat", "--seeds", "2", "--grid", "model.backbone_params.width=8",
+            "--grid", "train.epochs=1,2", "--out", out]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    flat = results["datasets"]["120"]["methods"]["flat"]
+    ensemble = flat["ensemble"]
+    assert ensemble["n_seeds"] == 2 and "120 flat: ensemble of 2 seeds: valid: micro-averaged AU(PRC)" in err
+    # The ensemble is the mean of the two final models' probabilities (`hmlc predict` with both), scored once.
+    finals = [out / "runs" / "120" / "flat" / f"seed{k}" / "final" / "checkpoints" / "last" for k in (0, 1)]
+    assert ensemble["micro_auprc"] == pytest.approx(_micro_auprc_of_predict(tmp_path, capsys, finals), abs=1e-9)
+    assert ensemble["micro_auprc"] not in {r["micro_auprc"] for r in flat["seeds"]}  # not one seed's score
+    # Means over the datasets with a published figure (only "120"), for the table and for results.json.
+    summary = results["summary"]
+    assert summary["datasets"] == ["120"] and summary["reference"] == 0.5
+    assert summary["methods"]["flat"] == {"mean": pytest.approx(flat["mean"]["micro_auprc"]),
+                                          "ensemble": pytest.approx(ensemble["micro_auprc"])}
+    md = (out / "results.md").read_text()
+    assert "The ensemble of each method's 2 seeds" in md
+    assert f"| 120 | 0.500 | {ensemble['micro_auprc']:.3f} | {ensemble['micro_auprc'] - 0.5:+.3f} |" in md
+    assert md.count("| mean of the 1 with a figure | 0.500 |") == 2
+    # Read back, not scored again; scored again once a seed's final model is not the one it was scored for.
+    monkeypatch.setattr(suite_module, "_scored", lambda *a: pytest.fail("scored again"))
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["datasets"]["120"]["methods"]["flat"]["ensemble"] == ensemble
+    stale = out / "runs" / "120" / "flat" / "ensemble.json"
+    stale.write_text(stale.read_text().replace('"key": "', '"key": "x'))
+    monkeypatch.undo()
+    code, _, err = run(args, capsys)
+    assert code == 0 and "ensemble of 2 seeds" in err, err
+    assert json.loads(stale.read_text())["micro_auprc"] == pytest.approx(ensemble["micro_auprc"], abs=1e-12)
 
 
 def test_interrupted_suite_continues_with_the_same_results(tmp_path: Path, capsys: Any,
