@@ -6,6 +6,8 @@ else a generated DAG of the same size) and on the 14-label CheXpert tree:
 
 - the chain rule (probabilities of conditional logits, product rule),
 - the max-constraint module (C-HMCNN),
+- the CT stage-2 loss forward and backward at batch 64 (a training step's loss: one sparse
+  product for the product rule, against the level-by-level log-space walk of the other rules),
 - label closure (positives up, negatives down),
 - the conditional masks of CT stage 1,
 
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmlc.chain_rule import chain_rule
+from hmlc.chain_rule import LOSS_EPS, chain_rule, log_chain_rule, unconditional_bce
 from hmlc.conditional import conditional_mask
 from hmlc.hierarchy import LabelGraph, load_hierarchy
 from hmlc.max_constraint import max_constraint, mc_loss
@@ -143,8 +145,17 @@ def previous_chain_rule(rev: str) -> Callable[[torch.Tensor, LabelGraph], torch.
     return module_at(rev, "hmlc/chain_rule.py")["chain_rule"]
 
 
-def mc_loss_steps(loss: Callable[..., torch.Tensor], graph: LabelGraph, batch: int, steps: int) -> Callable[[], torch.Tensor]:
-    """``steps`` forward and backward passes of MCLoss ``loss`` on (batch, labels) logits; returns the last gradient."""
+def walk_unconditional_bce(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, graph: LabelGraph
+) -> torch.Tensor:
+    """The stage-2 loss through the level-by-level log-space chain rule (what every rule but the product walks)."""
+    log_p, log_1mp = log_chain_rule(logits, graph, "product")
+    loss = -(targets * log_p + (1 - targets) * log_1mp)
+    return (loss * weights).sum() / weights.sum().clamp_min(LOSS_EPS)
+
+
+def loss_steps(loss: Callable[..., torch.Tensor], graph: LabelGraph, batch: int, steps: int) -> Callable[[], torch.Tensor]:
+    """``steps`` forward and backward passes of ``loss`` (MCLoss, stage 2) on (batch, labels) logits; the last gradient."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, len(graph), generator=g) * 3
     targets = (torch.rand(batch, len(graph), generator=g) < 0.05).float()
@@ -246,9 +257,13 @@ def main() -> None:
         del x, buf
     if previous_mc_loss is not None:  # a training step's loss: 20 steps at C-HMCNN's batch size
         compare(
-            f"MCLoss forward+backward, GO, 20 x (64 x {len(go)})", mc_loss_steps(mc_loss, go, 64, 20),
-            mc_loss_steps(previous_mc_loss, go, 64, 20), args.repeat, baseline=args.previous,
+            f"MCLoss forward+backward, GO, 20 x (64 x {len(go)})", loss_steps(mc_loss, go, 64, 20),
+            loss_steps(previous_mc_loss, go, 64, 20), args.repeat, baseline=args.previous,
         )
+    compare(  # a CT stage-2 training step's loss
+        f"CT stage-2 loss fwd+bwd, GO, 20 x (64 x {len(go)})", loss_steps(unconditional_bce, go, 64, 20),
+        loss_steps(walk_unconditional_bce, go, 64, 20), args.repeat, baseline="level walk",
+    )
     with torch.no_grad():
         xt = torch.randn(args.n_tree, len(tree), generator=g) * 3
         compare(

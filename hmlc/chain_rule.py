@@ -48,6 +48,8 @@ __all__ = [
 
 #: Smallest denominator of the weighted-mean reduction of the losses.
 LOSS_EPS = 1e-8
+#: |log p| below which the product-rule loss treats p as 1 (its float64 gradients stay finite above it).
+NEAR_ONE = 2.0**-900
 
 CombineRule = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]
 """``rule(log_p, log_1mp)`` -> ``(log p(all parents positive), log(1 - that))``.
@@ -59,8 +61,15 @@ parents' log p and log(1 - p). Rules must be TorchScript-compatible for
 
 
 def log1mexp(x: Tensor) -> Tensor:
-    """log(1 - exp(x)) for x <= 0, accurate over the whole range (Maechler 2012)."""
-    return torch.where(x > -math.log(2.0), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+    """log(1 - exp(x)) for x < 0, accurate over the whole range (Maechler 2012).
+
+    Each branch sees only its own range (-1 elsewhere), so the branch not taken
+    adds no inf * 0 to the gradient.
+    """
+    near = x > -math.log(2.0)
+    other = torch.full_like(x, -1.0)
+    return torch.where(near, torch.log(-torch.expm1(torch.where(near, x, other))),
+                       torch.log1p(-torch.exp(torch.where(near, other, x))))
 
 
 def product_rule(log_p: Tensor, log_1mp: Tensor) -> Tuple[Tensor, Tensor]:
@@ -442,6 +451,49 @@ def _weighted_mean(loss: Tensor, weights: Tensor) -> Tensor:
     return (loss * w).sum() / w.sum().clamp_min(LOSS_EPS)
 
 
+@functools.lru_cache(maxsize=64)
+def _path_counts(graph: LabelGraph, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Sparse (K, K): entry [i, a] the number of paths from label a down to label i (1 on the diagonal).
+
+    Under the product rule ``log p_i = log s_i + sum over parents q of log p_q``, which unrolls to
+    ``log p_i = sum over a of paths(a -> i) * log s_a``: one sparse product of the log-sigmoids.
+    """
+    import scipy.sparse as sp
+
+    k = len(graph)
+    edges = graph.edge_indices
+    one_step = sp.csr_matrix((np.ones(len(edges)), (edges[:, 1], edges[:, 0])), shape=(k, k))  # [child, parent]
+    counts = sp.identity(k, format="csr")
+    for _ in range(graph.max_depth):  # paths of up to max_depth edges
+        counts = sp.identity(k, format="csr") + one_step @ counts
+    coo = counts.tocoo()
+    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data), (k, k), check_invariants=True).to(device=device, dtype=dtype).coalesce()
+
+
+def _product_log_probs(logits: Tensor, graph: LabelGraph) -> Tuple[Tensor, Tensor]:
+    """(log p, log(1 - p)) under the product rule, for a loss: log p as one sparse product, no level walk.
+
+    The same probabilities as :meth:`ChainRule.log_forward` with ``product``, to rounding; for
+    training, not for predictions (the sums run in another order, so a child's log p may exceed
+    its parent's in the last bit). Computed in float64, returned in the logits' float type:
+    log p of a confident path (logits of 100 give log p = -4e-44) stays exact, and so does
+    log(1 - p) = ``log1mexp(log p)``, and its gradient 1 / log p stays finite while
+    log p < -:data:`NEAR_ONE`. Nearer 1 (every logit on the label's paths above about 620) the
+    value is log(1 - s) of the label's own conditional, the largest term of 1 - p, and so is
+    the gradient. Finite, with finite gradients, for finite logits.
+    """
+    _module_for(logits, graph, "product")  # the width check, with its message
+    x = _float(logits)
+    flat = x.reshape(-1, x.shape[-1]).double()
+    log_s = F.logsigmoid(flat)
+    log_p = torch.sparse.mm(_path_counts(graph, x.device, torch.float64), log_s.t()).t()
+    normal = log_p < -NEAR_ONE
+    safe = torch.where(normal, log_p, torch.full_like(log_p, -1.0))  # no inf * 0 from the branch not taken
+    log_1mp = torch.where(normal, log1mexp(safe), log_s - flat)  # log_s - x = logsigmoid(-x) = log(1 - s)
+    return log_p.to(x.dtype).reshape(x.shape), log_1mp.to(x.dtype).reshape(x.shape)
+
+
 def unconditional_bce(
     logits: Tensor,
     targets: Tensor,
@@ -453,9 +505,13 @@ def unconditional_bce(
 
     ``-(t log p + (1 - t) log(1 - p))`` per entry, reduced as
     ``sum(w * loss) / max(sum(w), LOSS_EPS)``. Finite, with finite gradients,
-    for any finite logits.
+    for any finite logits. The product rule runs as one sparse product
+    (:func:`_product_log_probs`); other rules walk the levels.
     """
-    log_p, log_1mp = log_chain_rule(logits, graph, combine)
+    if _resolve(combine) is product_rule:
+        log_p, log_1mp = _product_log_probs(logits, graph)
+    else:
+        log_p, log_1mp = log_chain_rule(logits, graph, combine)
     t = targets.to(log_p.dtype)
     return _weighted_mean(-(t * log_p + (1 - t) * log_1mp), weights)
 

@@ -134,6 +134,56 @@ def test_unconditional_bce_matches_naive_float64(combine: str) -> None:
     torch.testing.assert_close(logits.grad.double(), reference_logits.grad, rtol=1e-4, atol=1e-6)
 
 
+def walked_bce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, graph: LabelGraph) -> torch.Tensor:
+    """The stage-2 loss through the level-by-level log-space chain rule (exact near p = 1)."""
+    log_p, log_1mp = log_chain_rule(logits, graph, "product")
+    return (weights * -(targets * log_p + (1 - targets) * log_1mp)).sum() / weights.sum()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_product_rule_loss_is_the_walked_loss(data: st.DataObject) -> None:
+    # The product rule's loss is one sparse product of the log-sigmoids by the path counts;
+    # its value and gradients are those of the level-by-level walk, extremes included.
+    graph = data.draw(dags())
+    logits = logits_for(data, graph)
+    targets = torch.from_numpy(data.draw(arrays(np.float32, tuple(logits.shape), elements=st.sampled_from([0.0, 0.1, 1.0]))))
+    weights = torch.ones_like(targets)
+    fast, walked = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = unconditional_bce(fast, targets, weights, graph, "product")
+    reference = walked_bce(walked, targets, weights, graph)
+    loss.backward()
+    reference.backward()
+    assert torch.isfinite(loss) and torch.isfinite(fast.grad).all()
+    torch.testing.assert_close(loss, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.grad, walked.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_product_rule_loss_where_p_rounds_to_one() -> None:
+    # Logits of 1,000 along a path: 1 - p is below float64's range; the label's own term stands in.
+    logits = torch.full((1, 4), 1000.0, requires_grad=True)
+    loss = unconditional_bce(logits, torch.zeros(1, 4), torch.ones(1, 4), DIAMOND)
+    loss.backward()
+    assert loss.item() == pytest.approx(1000.0) and torch.isfinite(logits.grad).all()
+    assert (logits.grad > 0).all()  # a confident wrong prediction is pushed down
+
+
+def test_product_rule_loss_on_a_wide_dag_and_batch_shapes() -> None:
+    g = np.random.default_rng(3)
+    k = 300
+    edges = {(int(a), int(b)) for b in range(1, k) for a in g.choice(b, size=min(b, int(g.integers(1, 4))), replace=False)}
+    graph = LabelGraph([f"n{i}" for i in g.permutation(k)], [(f"n{a}", f"n{b}") for a, b in sorted(edges)])
+    logits = torch.from_numpy(g.normal(0, 3, size=(2, 5, k)).astype(np.float32))
+    targets = torch.from_numpy((g.random((2, 5, k)) < 0.1).astype(np.float32))
+    weights = torch.from_numpy((g.random((2, 5, k)) < 0.8).astype(np.float32))
+    fast, walked = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    unconditional_bce(fast, targets, weights, graph).backward()
+    walked_bce(walked, targets, weights, graph).backward()
+    torch.testing.assert_close(fast.grad, walked.grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ConfigError, match="300 labels"):
+        unconditional_bce(logits[..., :-1], targets[..., :-1], weights[..., :-1], graph)
+
+
 @pytest.mark.parametrize("combine", ["product", "min"])
 @pytest.mark.parametrize("value", [100.0, -100.0])
 @pytest.mark.parametrize("target", [0.0, 1.0])

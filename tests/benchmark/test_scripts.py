@@ -23,9 +23,10 @@ def test_dag_scale_compares_every_operation_with_its_loop() -> None:
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line for line in proc.stdout.splitlines() if "| loop" in line]
+    rows = [line for line in proc.stdout.splitlines() if "| loop" in line or "| level walk" in line]
     names = [line.split("  ")[0] for line in rows]
-    assert len(rows) == 7, proc.stdout
+    assert len(rows) == 8, proc.stdout
+    assert any(n.startswith("CT stage-2 loss") for n in names)  # the sparse product's gradients are the walk's
     assert any(n.startswith("chain rule, GO") for n in names) and any(n.startswith("closure") for n in names)
     for line in rows:  # every fast path gives the loop's numbers
         diff = float(line.rsplit("max diff ", 1)[1].split()[0])
