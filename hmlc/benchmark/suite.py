@@ -437,6 +437,7 @@ def _run(
 
     def finished(unit: _Unit, record: dict[str, Any], fresh: bool) -> None:
         results[(unit.dataset, unit.method, unit.seed)] = record
+        _write(suite, grids, request, out, results, datasets, methods, ensembles)  # before the line that says so
         if fresh:
             clock.update(1)
         else:
@@ -446,10 +447,10 @@ def _run(
         if request.seeds > 1 and all(r is not None for r in group):
             made, scored = _ensemble(suite, request, out, unit.dataset, unit.method, group, splits)  # type: ignore[arg-type]
             ensembles[(unit.dataset, unit.method)] = made
+            _write(suite, grids, request, out, results, datasets, methods, ensembles)
             if scored:
                 say(f"{unit.dataset} {unit.method}: ensemble of {request.seeds} seeds: {suite.final[1]}: "
                     f"{METRICS[suite.metric]} {fmt(made[suite.metric])}")
-        _write(suite, grids, request, out, results, datasets, methods, ensembles)
 
     _write(suite, grids, request, out, results, datasets, methods, ensembles)
     jobs = min(request.jobs, len(units))
@@ -702,18 +703,29 @@ def _worker(
     """A worker process: take units until none is left or the main process asks to stop.
 
     Ctrl-C reaches every process of the terminal's group: the worker ignores
-    SIGINT and stops on the SIGTERM the main process sends.
+    SIGINT and stops on the SIGTERM the main process sends, quietly whenever it comes.
     """
-    import traceback
-
     import torch
 
     from hmlc.engine.interrupt import raise_on_sigterm
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise_on_sigterm()
-    torch.set_num_threads(threads)  # train.threads, where set, takes over in each training
-    splits = _Splits()
+    with contextlib.suppress(KeyboardInterrupt):  # SIGTERM while no unit runs (starting, waiting): nothing to save
+        try:
+            torch.set_num_threads(threads)  # train.threads, where set, takes over in each training
+            _take_units(worker, suite, grids, request, out, _Splits(), tasks, messages, stop)
+        finally:  # from here the process only exits (flushing its queues): a late SIGTERM changes nothing
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _take_units(
+    worker: int, suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest,
+    out: Path, splits: _Splits, tasks: Any, messages: Any, stop: Any,
+) -> None:
+    """The worker's loop: run units from ``tasks`` and report each one's outcome on ``messages``."""
+    import traceback
+
     while not stop.is_set():
         unit = tasks.get()
         if unit is None:

@@ -322,6 +322,37 @@ def test_ctrl_c_stops_the_workers_and_the_same_command_continues(tmp_path: Path)
         assert _numbers(resumed)[key] == _numbers(finished)[key]
 
 
+def test_a_worker_stopped_while_it_waits_for_a_unit_ends_quietly(tmp_path: Path, capfd: Any) -> None:
+    # Ctrl-C makes the main process send SIGTERM to every worker; one that has just finished its unit is
+    # waiting for the next: it ends without a traceback (CI once caught one printed from tasks.get()).
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    tasks, messages, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    suite = suite_module.resolve_suite("toy")
+    request = suite_module.SuiteRequest(data=None, datasets=(), methods=(), seeds=1, grid={}, sets=(), jobs=2)
+    worker = ctx.Process(target=suite_module._worker, args=(0, suite, {}, request, tmp_path, 1, tasks, messages, stop))
+    worker.start()
+    deadline = time.monotonic() + 60
+    status = Path(f"/proc/{worker.pid}/status")
+    if not status.exists():
+        worker.kill()
+        pytest.skip("needs /proc to see when the worker has its SIGTERM handler")
+    while time.monotonic() < deadline:  # the worker's SIGTERM handler is in place (SigCgt bit 15)
+        caught = int(next(line for line in status.read_text().splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # now in tasks.get(), the queue empty
+    os.kill(worker.pid, signal.SIGTERM)
+    worker.join(timeout=30)
+    assert worker.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
