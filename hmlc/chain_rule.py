@@ -405,12 +405,16 @@ def _chain_rule_module(graph: LabelGraph, rule: CombineRule, device: torch.devic
     return ChainRule(graph, rule).to(device)
 
 
-def _module_for(logits: Tensor, graph: LabelGraph, combine: Union[str, CombineRule]) -> ChainRule:
+def _check_width(logits: Tensor, graph: LabelGraph) -> None:
     if logits.shape[-1] != len(graph):
         raise ConfigError(
             f"chain rule: logits have {logits.shape[-1]} columns but the hierarchy has {len(graph)} labels; "
             "the model head and the hierarchy must match"
         )
+
+
+def _module_for(logits: Tensor, graph: LabelGraph, combine: Union[str, CombineRule]) -> ChainRule:
+    _check_width(logits, graph)
     return _chain_rule_module(graph, _resolve(combine), logits.device)
 
 
@@ -483,7 +487,7 @@ def _product_log_probs(logits: Tensor, graph: LabelGraph) -> Tuple[Tensor, Tenso
     value is log(1 - s) of the label's own conditional, the largest term of 1 - p, and so is
     the gradient. Finite, with finite gradients, for finite logits.
     """
-    _module_for(logits, graph, "product")  # the width check, with its message
+    _check_width(logits, graph)
     x = _float(logits)
     flat = x.reshape(-1, x.shape[-1]).double()
     log_s = F.logsigmoid(flat)

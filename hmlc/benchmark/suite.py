@@ -376,7 +376,7 @@ def _ensemble(
     record = read_json(file)
     if isinstance(record, dict) and record.get("key") == key:
         return record, False
-    checkpoints = [out / "runs" / dataset / method / f"seed{r['seed']}" / "final" / "checkpoints" / "last"
+    checkpoints = [_Unit(0, 0, dataset, method, int(r["seed"])).folder(out) / "final" / "checkpoints" / "last"
                    for r in records]
     config = _config(suite, request, dataset, method, [f"data.eval_split={suite.final[1]}"])
     started = time.monotonic()
