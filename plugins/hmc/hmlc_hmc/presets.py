@@ -10,7 +10,7 @@
 
 Every preset: the ``hmc`` reader, the ``mlp`` backbone with two hidden
 layers, ReLU and dropout 0.7 (C-HMCNN's three linear layers with the hmlc
-head as the third), Adam at a constant learning rate 4e-4, batch 64 (C-HMCNN:
+head as the third), Adam at a constant learning rate 8e-4, batch 64 (C-HMCNN:
 1e-4 and batch 4; suite.yaml cites the measurements behind the change), weight
 decay 1e-5, label closure on. The hidden size is C-HMCNN's up to
 ``recipe.max_hidden_dim`` (2000: only seq_GO's 9000 is capped). CT's stage 2
