@@ -775,13 +775,9 @@ def _comparable(config: Any) -> dict[str, Any]:
     A setting a later hmlc adds, at its default, leaves the stored keys valid, so
     that a suite started before an upgrade continues after it.
     """
-    from hmlc.config import config_to_dict, load_config
+    from hmlc.config import config_to_dict, learning_settings, load_config
 
-    data = config_to_dict(config)
-    data["output"].pop("dir", None)
-    data["train"].pop("progress", None)
-    data["train"].pop("checkpoint_every_s", None)  # how often progress is saved, not what is learned
-    return _changed(data, config_to_dict(load_config(None, None, [])))
+    return _changed(learning_settings(config_to_dict(config)), config_to_dict(load_config(None, None, [])))
 
 
 def _changed(value: Any, default: Any) -> Any:

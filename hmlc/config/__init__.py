@@ -1,11 +1,13 @@
 """Configuration: pydantic models, YAML files, presets and ``--set`` overrides."""
 
 from hmlc.config.loading import (
+    NOT_LEARNED,
     apply_overrides,
     config_to_dict,
     config_to_yaml,
     deep_merge,
     format_validation_error,
+    learning_settings,
     load_config,
     parse_override,
     read_config_file,
@@ -42,4 +44,6 @@ __all__ = [
     "format_validation_error",
     "config_to_dict",
     "config_to_yaml",
+    "learning_settings",
+    "NOT_LEARNED",
 ]

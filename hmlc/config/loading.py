@@ -25,6 +25,8 @@ __all__ = [
     "format_validation_error",
     "config_to_yaml",
     "config_to_dict",
+    "learning_settings",
+    "NOT_LEARNED",
 ]
 
 
@@ -214,6 +216,25 @@ def load_config(
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """A JSON-safe dict of the resolved configuration."""
     return config.model_dump(mode="json")
+
+
+#: (section, key) of the settings that change where a run is written, what it shows or how often it
+#: saves its progress, never what it learns.
+NOT_LEARNED: tuple[tuple[str, str], ...] = (
+    ("output", "dir"), ("output", "tensorboard"), ("train", "progress"), ("train", "checkpoint_every_s"),
+)
+
+
+def learning_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`config_to_dict` result without :data:`NOT_LEARNED`: what two runs share when they learn the same.
+
+    ``data`` is left as it is.
+    """
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in data.items()}
+    for section, key in NOT_LEARNED:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
 
 
 def config_to_yaml(config: ExperimentConfig) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, load_config
+from hmlc.config import ExperimentConfig, apply_overrides, config_to_dict, learning_settings, load_config
 from hmlc.engine.experiment import check_experiment
 from hmlc.engine.rundir import atomic_write_text, write_json
 from hmlc.errors import ConfigError, HmlcError, shorten
@@ -253,7 +253,7 @@ def earlier_run(run_dir: Path, cfg: ExperimentConfig, command: str = "hmlc ablat
             )
     elif not saved.is_file():
         raise ConfigError(f"{run_dir} holds a checkpoint but no config.yaml; delete that folder and rerun {command}")
-    mine, theirs = (_comparable(config_to_dict(c)) for c in (cfg, load_config(saved)))
+    mine, theirs = (learning_settings(config_to_dict(c)) for c in (cfg, load_config(saved)))
     if mine != theirs:
         key = _first_difference(mine, theirs)
         raise ConfigError(
@@ -264,15 +264,6 @@ def earlier_run(run_dir: Path, cfg: ExperimentConfig, command: str = "hmlc ablat
     if results.is_file() and json.loads(results.read_text(encoding="utf-8")).get("completed"):
         return "done"
     return "interrupted"
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A configuration without the keys that change where a run is written or shown, not what it learns."""
-    config["output"].pop("dir", None)
-    config["output"].pop("tensorboard", None)
-    config["train"].pop("progress", None)
-    config["train"].pop("checkpoint_every_s", None)  # how often progress is saved, not what is learned
-    return config
 
 
 def _read_results(run_dir: Path) -> tuple[list[str], dict[str, float]]:

@@ -411,17 +411,24 @@ def test_stored_scores_survive_a_new_setting_at_its_default(monkeypatch: pytest.
     assert suite_module._comparable(config) == before
 
 
-def test_how_often_a_run_saves_does_not_invalidate_stored_scores_or_run_folders() -> None:
-    """train.checkpoint_every_s changes when progress is written, not what is learned (the hmc preset gained it)."""
-    from hmlc.config import config_to_dict, load_config
-    from hmlc.engine.ablation import _comparable as run_folder_comparable
+@pytest.mark.parametrize("setting", ["train.checkpoint_every_s=60", "output.tensorboard=false",
+                                     "train.progress=false", "output.dir=elsewhere"])
+def test_how_a_run_is_saved_or_shown_does_not_invalidate_stored_scores_or_run_folders(setting: str) -> None:
+    """Where a run writes, what it shows and how often it saves change nothing learned (the hmc preset gained
+    train.checkpoint_every_s): stored suite scores and run folders (ablation, benchmark) stay valid."""
+    from hmlc.config import NOT_LEARNED, config_to_dict, learning_settings, load_config
 
+    assert setting.split("=")[0] in {f"{section}.{key}" for section, key in NOT_LEARNED}
     base = ["data.dataset=synthetic-vectors", "train.epochs=3"]
-    before, after = (load_config(None, None, base + extra) for extra in ([], ["train.checkpoint_every_s=60"]))
+    before, after = (load_config(None, None, base + extra) for extra in ([], [setting]))
+    assert config_to_dict(after) != config_to_dict(before)
     assert suite_module._comparable(after) == suite_module._comparable(before)
-    assert run_folder_comparable(config_to_dict(after)) == run_folder_comparable(config_to_dict(before))
+    data = config_to_dict(after)
+    assert learning_settings(data) == learning_settings(config_to_dict(before))
+    assert data == config_to_dict(after)  # the caller's dict is left as it was
     other = load_config(None, None, [*base, "train.lr=0.002"])  # a setting that does change what is learned
     assert suite_module._comparable(other) != suite_module._comparable(before)
+    assert learning_settings(config_to_dict(other)) != learning_settings(config_to_dict(before))
 
 
 def test_a_suite_with_only_its_datasets_grids_says_so(tmp_path: Path, capsys: Any) -> None:
