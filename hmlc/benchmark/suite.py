@@ -372,11 +372,11 @@ def _ensemble(
     from hmlc.engine.rundir import write_json
 
     key = fingerprint([r["key"] for r in records])
-    file = out / "runs" / dataset / method / ENSEMBLE_FILE
+    file = _method_folder(out, dataset, method) / ENSEMBLE_FILE
     record = read_json(file)
     if isinstance(record, dict) and record.get("key") == key:
         return record, False
-    checkpoints = [_Unit(0, 0, dataset, method, int(r["seed"])).folder(out) / "final" / "checkpoints" / "last"
+    checkpoints = [_method_folder(out, dataset, method) / f"seed{int(r['seed'])}" / "final" / "checkpoints" / "last"
                    for r in records]
     config = _config(suite, request, dataset, method, [f"data.eval_split={suite.final[1]}"])
     started = time.monotonic()
@@ -385,6 +385,11 @@ def _ensemble(
               "seconds": round(time.monotonic() - started, 1)}
     write_json(file, record)
     return record, True
+
+
+def _method_folder(out: Path, dataset: str, method: str) -> Path:
+    """``runs/<dataset>/<method>`` of a suite's output: its seeds' folders and their ensemble."""
+    return out / "runs" / dataset / method
 
 
 @dataclass(frozen=True)
@@ -402,7 +407,7 @@ class _Unit:
         return f"[{self.number}/{self.total}] {self.dataset} {self.method} seed {self.seed}"
 
     def folder(self, out: Path) -> Path:
-        return out / "runs" / self.dataset / self.method / f"seed{self.seed}"
+        return _method_folder(out, self.dataset, self.method) / f"seed{self.seed}"
 
 
 def run_suite(name: str, request: SuiteRequest, out: Path) -> dict[str, Any]:
