@@ -19,6 +19,10 @@ steadier figure.
     python benchmarks/dag_scale.py [--n 100000] [--n-tree 1000000] [--n-codes 20000] [--threads 1] [--repeat 3]
                                    [--previous REV]
 
+With numba installed (``pip install hmlc[fast]``) inference walks the levels compiled
+(hmlc.fold_kernel); the rows against ``torch walk`` time it against the torch walk it
+replaces, alternating calls (``HMLC_NUMBA=0`` times the torch walk everywhere).
+
 Rows marked ``out=`` write into a buffer the caller already has (``chain_rule(..., out=buf)``);
 the difference is the page faults of a new result, printed after them: on our sandboxed
 development machine they cost about 0.5 ms per MiB, 0.85 s for 100,000 x 4,125 floats.
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hmlc import fold_kernel
 from hmlc.chain_rule import LOSS_EPS, chain_rule, log_chain_rule, unconditional_bce
 from hmlc.conditional import conditional_mask
 from hmlc.hierarchy import LabelGraph, load_hierarchy
@@ -171,6 +176,16 @@ def loss_steps(loss: Callable[..., torch.Tensor], graph: LabelGraph, batch: int,
 
 
 # ------------------------------------------------------------- measuring
+def torch_walk(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run with the torch level walk in place of the compiled one."""
+
+    def run() -> Any:
+        with fold_kernel.torch_walk():
+            return fn()
+
+    return run
+
+
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     """Best wall and CPU seconds over ``repeat`` calls, and the last result."""
     best_wall = best_cpu = float("inf")
@@ -224,7 +239,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000, help="samples on the GO DAG")
     ap.add_argument("--n-tree", type=int, default=1_000_000, help="samples on the CheXpert tree")
     ap.add_argument("--n-codes", type=int, default=20_000, help="label rows for closure and masks")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the compiled walk uses as many)")
     ap.add_argument("--repeat", type=int, default=3, help="calls of hmlc's version; the best counts")
     ap.add_argument("--previous", metavar="REV", help="also compare the chain rule with its version at this git revision")
     args = ap.parse_args()
@@ -234,7 +249,8 @@ def main() -> None:
     go, source = go_graph()
     tree = load_hierarchy(CHEXPERT_TREE)
     print(f"GO DAG: {source}: {len(go)} labels, {len(go.edges)} edges, depth {go.max_depth}")
-    print(f"torch {torch.__version__}, {args.threads} thread(s)")
+    walk = "compiled (numba)" if fold_kernel.available() else "torch (numba not installed, or HMLC_NUMBA=0)"
+    print(f"torch {torch.__version__}, {args.threads} thread(s), level walk for inference: {walk}")
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         x = torch.randn(args.n, len(go), generator=g) * 3
@@ -249,10 +265,20 @@ def main() -> None:
             f"chain rule, GO, {args.n} x {len(go)}, out=", lambda: chain_rule(x, go, out=buf),
             lambda: loop_chain_rule(x, go), args.repeat, 2.0,
         )
+        if fold_kernel.available():  # the compiled walk (numba) against the torch walk, alternating
+            compare(
+                f"chain rule, GO, {args.n} x {len(go)}, out=", lambda: chain_rule(x, go, out=buf),
+                torch_walk(lambda: chain_rule(x, go, out=buf)), args.repeat, 2.0, baseline="torch walk",
+            )
         compare(
             f"max-constraint module, GO, {args.n} x {len(go)}",
             lambda: max_constraint(x, go), lambda: loop_max_constraint(x, go), args.repeat,
         )
+        if fold_kernel.available():
+            compare(
+                f"max-constraint module, GO, {args.n} x {len(go)}, out=", lambda: max_constraint(x, go, out=buf),
+                torch_walk(lambda: max_constraint(x, go, out=buf)), args.repeat, baseline="torch walk",
+            )
         first_touch(x)
         del x, buf
     if previous_mc_loss is not None:  # a training step's loss: 20 steps at C-HMCNN's batch size

@@ -21,6 +21,7 @@ products are exact enough and cheaper. For a U-MultiClass head pass
 # No `from __future__ import annotations`: TorchScript needs real annotations.
 import functools
 import math
+import weakref
 from collections.abc import Callable
 from typing import List, Optional, Tuple, Union
 
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hmlc import fold_kernel
 from hmlc.errors import ConfigError
 from hmlc.hierarchy.graph import LabelGraph, LevelGroup
 
@@ -208,6 +210,20 @@ class _Levels(torch.nn.Module):
         return rows
 
     @torch.jit.ignore
+    def program(self) -> fold_kernel.Program:
+        """The walk in output columns, for :func:`hmlc.fold_kernel.walk` (built once per module)."""
+        program = _PROGRAMS.get(self)
+        if program is None:
+            order = self.order.cpu().numpy()
+            targets = order[self.start[0] : self.start[-1]] if self.widths else order[:0]
+            sources = order[self.source_index.cpu().numpy()]
+            widths = np.repeat(self.widths, np.diff(self.start)) if self.widths else np.zeros(0, np.int64)
+            offsets = np.concatenate([[0], np.cumsum(widths)])
+            program = fold_kernel.Program(*(a.astype(np.int32) for a in (targets, offsets, sources)))
+            _PROGRAMS[self] = program
+        return program
+
+    @torch.jit.ignore
     def infer(self, logits: Tensor, kind: int, out: Optional[Tensor] = None) -> Tensor:
         """:meth:`fold` of ``sigmoid(logits)`` for inference, no autograd: (..., K) -> (..., K).
 
@@ -252,6 +268,15 @@ class _Levels(torch.nn.Module):
                     else:
                         own.mul_(got)
             return out.reshape(logits.shape)
+        if flat.device.type == "cpu" and fold_kernel.available():
+            # Compiled: each chunk's sigmoid with torch, then its rows walked in place, in cache.
+            program, values = self.program(), out.numpy()
+            threads = torch.get_num_threads()
+            step *= max(1, threads)
+            for first in range(0, n, step):
+                _sigmoid_into(flat[first : first + step], out[first : first + step])
+                fold_kernel.walk(values[first : first + step], program, kind, threads)
+            return out.reshape(logits.shape)
         sample_major = torch.empty((step, k), dtype=flat.dtype, device=flat.device)
         label_major = torch.empty(k * step, dtype=flat.dtype, device=flat.device)
         permuted = torch.empty(k * step, dtype=flat.dtype, device=flat.device)
@@ -269,6 +294,9 @@ class _Levels(torch.nn.Module):
             out[first : first + r].copy_(t.t())
         return out.reshape(logits.shape)
 
+
+#: Each :class:`_Levels`' program for the compiled walk, built on first use.
+_PROGRAMS: "weakref.WeakKeyDictionary[_Levels, fold_kernel.Program]" = weakref.WeakKeyDictionary()
 
 #: Values per chunk of :meth:`_Levels.infer` (its transposed copies are fastest while a chunk fits in L2).
 INFER_ELEMENTS = 1 << 20

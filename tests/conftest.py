@@ -35,3 +35,18 @@ def _no_timed_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """No progress lines, whatever the machine's load: a pass that took more than the interval
     (10 s) would add lines to the stderr a test reads. Progress tests set their own interval."""
     monkeypatch.setenv("HMLC_PROGRESS_SECONDS", "off")
+
+
+@pytest.fixture(params=["torch", "compiled"])
+def fold_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Inference over wide hierarchies with the torch level walk, then with the compiled one
+    (hmlc.fold_kernel; skipped without numba): tests using this fixture run once with each."""
+    from hmlc import fold_kernel
+
+    compiled = request.param == "compiled"
+    if compiled:
+        pytest.importorskip("numba", reason="the compiled walk needs numba (pip install hmlc[fast])")
+    monkeypatch.setenv("HMLC_NUMBA", "1" if compiled else "0")
+    monkeypatch.setattr(fold_kernel, "_state", {})
+    assert fold_kernel.available() == compiled
+    return request.param

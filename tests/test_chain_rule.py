@@ -329,7 +329,7 @@ def random_dag(k: int, n_edges: int, seed: int) -> LabelGraph:
 
 @pytest.mark.parametrize("combine", ["product", "min"])
 @pytest.mark.parametrize("k", [40, 300])  # folded column by column / label-major in chunks (hmlc.chain_rule.COLUMNS_MAX_LABELS)
-def test_inference_gives_the_modules_numbers_bit_for_bit(k: int, combine: str) -> None:
+def test_inference_gives_the_modules_numbers_bit_for_bit(k: int, combine: str, fold_walk: str) -> None:
     graph = random_dag(k, int(k * 1.6), seed=k)
     rows = 2 * (1 << 20) // k + 17  # three chunks, the last one short
     logits = torch.randn(rows, k) * 4

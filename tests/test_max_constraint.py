@@ -172,7 +172,7 @@ def test_large_batches_run_in_chunks_with_the_same_result() -> None:
 
 
 @pytest.mark.parametrize("k", [30, 200])  # folded column by column / label-major in chunks
-def test_inference_gives_the_modules_numbers_in_place_too(k: int) -> None:
+def test_inference_gives_the_modules_numbers_in_place_too(k: int, fold_walk: str) -> None:
     rng = np.random.default_rng(k)
     edges = {(int(rng.integers(0, i)), i) for i in range(1, k)} | {(int(rng.integers(0, i)), i) for i in range(2, k, 3)}
     graph = LabelGraph([f"n{i}" for i in range(k)], [(f"n{p}", f"n{c}") for p, c in sorted(edges)])

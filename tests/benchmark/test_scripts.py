@@ -6,6 +6,7 @@ inputs and prints its table (no other code imports them).
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,7 @@ def test_dag_scale_compares_every_operation_with_its_loop() -> None:
     for line in rows:  # every fast path gives the loop's numbers
         diff = float(line.rsplit("max diff ", 1)[1].split()[0])
         assert diff < 1e-5, line
+    compiled = [line for line in proc.stdout.splitlines() if "| torch walk" in line]
+    assert len(compiled) == (2 if importlib.util.find_spec("numba") else 0), proc.stdout
+    for line in compiled:  # the compiled walk gives the torch walk's numbers, bit for bit
+        assert float(line.rsplit("max diff ", 1)[1].split()[0]) == 0.0, line

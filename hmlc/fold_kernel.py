@@ -1,0 +1,157 @@
+"""A compiled level walk for CPU inference over wide hierarchies (optional: numba).
+
+The chain rule and the max-constraint module compute, per sample, one pass over
+the labels in an order where every source of a label is final first:
+
+    p[target] = p[target] * prod(p[sources])     (kind 1: the product rule)
+    p[target] = p[target] * min(p[sources])      (kind 2: the min rule)
+    p[target] = max(p[target], max(p[sources]))  (kind 3: the max-constraint module)
+
+Written with torch operations, a pass is a few operations per level group over
+label-major copies of the probabilities (:class:`hmlc.chain_rule._Levels`);
+over a Gene Ontology DAG (4,125 labels, 66 groups) the transposes, gathers and
+per-operation overhead cost several times the arithmetic. With `numba
+<https://numba.pydata.org>`_ installed (``pip install hmlc[fast]``), this module
+compiles the pass itself: each sample's row (16 KiB for 4,125 float32 labels)
+stays in the core's cache while its labels are walked in order, and blocks of
+rows run on ``torch.get_num_threads()`` threads (numba releases the GIL). The
+operations are the same, in the same order (the product of a label's sources
+left to right, then the label's own value times it), so the results are the
+torch walk's, bit for bit; min and max propagate NaN like ``torch.minimum`` and
+``torch.maximum``.
+
+Without numba, or with the environment variable ``HMLC_NUMBA=0``, everything
+runs the torch walk. The first call compiles the kernel (about a second) and
+numba caches it on disk (``NUMBA_CACHE_DIR``, else beside this file or in the
+user's cache folder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Program", "available", "torch_walk", "walk"]
+
+#: Rows walked together by the kernel (8 measured fastest of 1-64 on GO: 40% less time than 1).
+BLOCK_ROWS = 8
+#: Fewest rows per thread: below it, the walk runs on the calling thread alone.
+MIN_ROWS_PER_THREAD = 64
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+class Program(NamedTuple):
+    """A level walk in output-column indices: target ``targets[j]`` combines its own value with
+    ``sources[offsets[j]:offsets[j + 1]]``, for j in order."""
+
+    targets: np.ndarray  # int32 (T,)
+    offsets: np.ndarray  # int32 (T + 1,)
+    sources: np.ndarray  # int32 (offsets[-1],)
+
+
+def _kernel() -> Any:
+    """The compiled walk, or None without numba (or with HMLC_NUMBA=0)."""
+    if "kernel" in _state:
+        return _state["kernel"]
+    with _lock:
+        if "kernel" not in _state:
+            _state["kernel"] = _compile() if os.environ.get("HMLC_NUMBA", "1") != "0" else None
+    return _state["kernel"]
+
+
+def _compile() -> Any:
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def fold_rows(values, targets, offsets, sources, kind):  # pragma: no cover - compiled
+        # Blocks of BLOCK_ROWS rows: each step of the walk on every row of the block at once,
+        # so the program's indices are read once per block and the rows' chains overlap.
+        n = values.shape[0]
+        for first in range(0, n, BLOCK_ROWS):
+            last = min(n, first + BLOCK_ROWS)
+            for j in range(targets.shape[0]):
+                a = offsets[j]
+                b = offsets[j + 1]
+                t = targets[j]
+                s = sources[a]
+                for r in range(first, last):
+                    got = values[r, s]
+                    for q in range(a + 1, b):
+                        v = values[r, sources[q]]
+                        if kind == 1:
+                            got = got * v
+                        elif kind == 2:  # NaN wins, as in torch.amin
+                            if got == got and not (got <= v):
+                                got = v
+                        elif got == got and not (got >= v):  # kind 3; NaN wins, as in torch.amax
+                            got = v
+                    own = values[r, t]
+                    if kind != 3:
+                        values[r, t] = own * got
+                    elif own == own and not (own >= got):  # torch.maximum: NaN wins
+                        values[r, t] = got
+
+    return fold_rows
+
+
+def available() -> bool:
+    """Whether the compiled walk is in use (numba importable and HMLC_NUMBA is not 0)."""
+    return _kernel() is not None
+
+
+@contextlib.contextmanager
+def torch_walk() -> Iterator[None]:
+    """Within the block, inference runs the torch walk (for comparisons; not thread-safe)."""
+    _kernel()
+    saved = _state["kernel"]
+    _state["kernel"] = None
+    try:
+        yield
+    finally:
+        _state["kernel"] = saved
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The walk's threads; a new pool when more are wanted, or in a forked child (which has none of its parent's)."""
+    with _lock:
+        pool = _state.get("pool")
+        if pool is None or _state["pool_threads"] < threads or _state["pool_pid"] != os.getpid():
+            if pool is not None and _state["pool_pid"] == os.getpid():
+                pool.shutdown(wait=False)
+            pool = _state["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="hmlc-fold")
+            _state["pool_threads"], _state["pool_pid"] = threads, os.getpid()
+        return pool
+
+
+def walk(values: np.ndarray, program: Program, kind: int, threads: int = 1) -> None:
+    """Run ``program`` over every row of ``values`` (float32 or float64, C-contiguous (N, K)), in place.
+
+    ``threads`` > 1 splits the rows into that many blocks, walked at once.
+    Call only when :func:`available` is true.
+    """
+    kernel = _kernel()
+    if kernel is None:
+        raise RuntimeError("the compiled walk needs numba: pip install hmlc[fast] (or numba)")
+    if not (values.flags.c_contiguous and values.ndim == 2):
+        raise ValueError("walk: values must be a C-contiguous 2-d array")
+    args = (program.targets, program.offsets, program.sources, kind)
+    n = values.shape[0]
+    parts = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
+    if parts == 1:
+        kernel(values, *args)
+        return
+    step = -(-n // parts)
+    futures = [_pool(parts).submit(kernel, values[first : first + step], *args) for first in range(0, n, step)]
+    for future in futures:
+        future.result()
