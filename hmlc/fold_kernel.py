@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Program", "available", "torch_walk", "walk"]
+__all__ = ["Program", "available", "torch_walk", "walk", "winners"]
 
 #: Rows walked together by the kernel (8 measured fastest of 1-64 on GO: 40% less time than 1).
 BLOCK_ROWS = 8
@@ -58,7 +58,7 @@ class Program(NamedTuple):
 
 
 def _kernel() -> Any:
-    """The compiled walk, or None without numba (or with HMLC_NUMBA=0)."""
+    """The compiled kernels (fold_rows, winner_rows), or None without numba (or with HMLC_NUMBA=0)."""
     if "kernel" in _state:
         return _state["kernel"]
     with _lock:
@@ -102,7 +102,36 @@ def _compile() -> Any:
                     elif own == own and not (own >= got):  # torch.maximum: NaN wins
                         values[r, t] = got
 
-    return fold_rows
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def winner_rows(values, targets, offsets, sources, out):  # pragma: no cover - compiled
+        # The max walk (kind 3) carrying each label's argmax in out: the first maximum among a
+        # label's sources (NaN first, as torch.max), taken only when above the label's own value.
+        n, k = values.shape
+        for first in range(0, n, BLOCK_ROWS):
+            last = min(n, first + BLOCK_ROWS)
+            for r in range(first, last):
+                for c in range(k):
+                    out[r, c] = c
+            for j in range(targets.shape[0]):
+                a = offsets[j]
+                b = offsets[j + 1]
+                t = targets[j]
+                for r in range(first, last):
+                    s = sources[a]
+                    got = values[r, s]
+                    arg = out[r, s]
+                    for q in range(a + 1, b):
+                        v = values[r, sources[q]]
+                        if v > got or (v != v and got == got):
+                            got = v
+                            arg = out[r, sources[q]]
+                    own = values[r, t]
+                    if got > own:
+                        out[r, t] = arg
+                    if own == own and not (own >= got):
+                        values[r, t] = got
+
+    return fold_rows, winner_rows
 
 
 def available() -> bool:
@@ -140,18 +169,40 @@ def walk(values: np.ndarray, program: Program, kind: int, threads: int = 1) -> N
     ``threads`` > 1 splits the rows into that many blocks, walked at once.
     Call only when :func:`available` is true.
     """
-    kernel = _kernel()
-    if kernel is None:
+    _run(0, values, (program.targets, program.offsets, program.sources, kind), None, threads)
+
+
+def winners(values: np.ndarray, program: Program, threads: int = 1) -> np.ndarray:
+    """Int64 (N, K): per row and label, the column holding the max over the label and all it reaches.
+
+    ``program`` is a max walk (a :class:`~hmlc.max_constraint.MaxConstraint`'s levels); ties go
+    to the label itself, else to its first source reaching the max, as in the torch version
+    (:func:`hmlc.max_constraint._winners`), whose numbers these are. ``values`` (float32 or
+    float64, C-contiguous (N, K)) is overwritten with the maxima.
+    """
+    out = np.empty(values.shape, dtype=np.int64)
+    _run(1, values, (program.targets, program.offsets, program.sources), out, threads)
+    return out
+
+
+def _run(which: int, values: np.ndarray, args: tuple, out: np.ndarray | None, threads: int) -> None:
+    kernels = _kernel()
+    if kernels is None:
         raise RuntimeError("the compiled walk needs numba: pip install hmlc[fast] (or numba)")
     if not (values.flags.c_contiguous and values.ndim == 2):
         raise ValueError("walk: values must be a C-contiguous 2-d array")
-    args = (program.targets, program.offsets, program.sources, kind)
+    kernel = kernels[which]
     n = values.shape[0]
     parts = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
-    if parts == 1:
-        kernel(values, *args)
-        return
     step = -(-n // parts)
-    futures = [_pool(parts).submit(kernel, values[first : first + step], *args) for first in range(0, n, step)]
+    calls = [
+        (values[first : first + step], *args) + (() if out is None else (out[first : first + step],))
+        for first in range(0, n, step)
+    ]
+    if len(calls) <= 1:
+        for call in calls:
+            kernel(*call)
+        return
+    futures = [_pool(parts).submit(kernel, *call) for call in calls]
     for future in futures:
         future.result()

@@ -124,3 +124,29 @@ def test_a_forked_child_walks_on_threads_of_its_own(switch) -> None:
 def _walk_on_two_threads(values: np.ndarray, program: fold_kernel.Program) -> np.ndarray:
     fold_kernel.walk(values, program, 1, threads=2)
     return values
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mc_loss_winners_and_gradients_are_the_torch_walks(dtype: torch.dtype, threads: int, switch) -> None:
+    """MCLoss's argmax walk (hmlc.max_constraint._winners), compiled: the same winners, so the same loss and gradients."""
+    from hmlc.max_constraint import _module_for, _winners, mc_loss
+
+    torch.set_num_threads(threads)
+    k = len(GRAPH)
+    values = logits_with_specials(2 * fold_kernel.MIN_ROWS_PER_THREAD * threads + 5, k, dtype)
+    values[8, ::5] = -float("inf")  # MCLoss's "no positive below" entries
+    values[9] = torch.randint(0, 3, (k,)).to(dtype)  # ties between a label and its descendants
+    levels = _module_for(values, GRAPH).levels
+    compiled = _winners(levels, values)
+    logits = (torch.randn(64, k, dtype=dtype) * 3).requires_grad_()
+    targets = (torch.rand(64, k) < 0.1).to(dtype)
+    weights = (torch.rand(64, k) < 0.9).to(dtype)
+    loss = mc_loss(logits, targets, weights, GRAPH)
+    (grad,) = torch.autograd.grad(loss, logits)
+    switch(False)
+    torch.testing.assert_close(compiled, _winners(levels, values), rtol=0, atol=0)
+    assert compiled.dtype == torch.int64 and compiled.is_contiguous()
+    walked = mc_loss(logits, targets, weights, GRAPH)
+    torch.testing.assert_close(loss, walked, rtol=0, atol=0)
+    torch.testing.assert_close(grad, torch.autograd.grad(walked, logits)[0], rtol=0, atol=0)
