@@ -217,9 +217,15 @@ class _Levels(torch.nn.Module):
             order = self.order.cpu().numpy()
             targets = order[self.start[0] : self.start[-1]] if self.widths else order[:0]
             sources = order[self.source_index.cpu().numpy()]
-            widths = np.repeat(self.widths, np.diff(self.start)) if self.widths else np.zeros(0, np.int64)
-            offsets = np.concatenate([[0], np.cumsum(widths)])
-            program = fold_kernel.Program(*(a.astype(np.int32) for a in (targets, offsets, sources)))
+            widths = np.repeat(self.widths, np.diff(self.start)).astype(np.int64)
+            starts = np.cumsum(widths) - widths  # each target's first source
+            # A group pads a target with few sources by repeating its first (child_groups): the
+            # compiled walk reads each source once instead (max is idempotent; nothing else pads).
+            keep = sources != np.repeat(sources[starts], widths)
+            keep[starts] = True
+            counts = np.add.reduceat(keep.astype(np.int64), starts) if len(starts) else starts
+            offsets = np.concatenate([[0], np.cumsum(counts)])
+            program = fold_kernel.Program(*(a.astype(np.int32) for a in (targets, offsets, sources[keep])))
             _PROGRAMS[self] = program
         return program
 
@@ -272,7 +278,7 @@ class _Levels(torch.nn.Module):
             # Compiled: each chunk's sigmoid with torch, then its rows walked in place, in cache.
             program, values = self.program(), out.numpy()
             threads = torch.get_num_threads()
-            step *= max(1, threads)
+            step = max(1, threads) * max(INFER_MIN_ROWS, COMPILED_ELEMENTS // max(k, 1))
             for first in range(0, n, step):
                 _sigmoid_into(flat[first : first + step], out[first : first + step])
                 fold_kernel.walk(values[first : first + step], program, kind, threads)
@@ -300,6 +306,8 @@ _PROGRAMS: "weakref.WeakKeyDictionary[_Levels, fold_kernel.Program]" = weakref.W
 
 #: Values per chunk of :meth:`_Levels.infer` (its transposed copies are fastest while a chunk fits in L2).
 INFER_ELEMENTS = 1 << 20
+#: Values per thread and chunk when :meth:`_Levels.infer` walks compiled (the sigmoid of a chunk, then its walk).
+COMPILED_ELEMENTS = 1 << 22
 #: Hierarchies up to this many labels fold column by column in :meth:`_Levels.infer`, in sample-major order.
 COLUMNS_MAX_LABELS = 64
 #: Fewest rows per chunk of :meth:`_Levels.infer` (bounds the per-chunk Python overhead on wide hierarchies).

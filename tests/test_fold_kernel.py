@@ -82,17 +82,23 @@ def test_the_compiled_walk_gives_the_torch_walks_numbers_bit_for_bit(kind: str, 
     assert (rest[:, edges[:, 0]] >= rest[:, edges[:, 1]]).all()
 
 
-def test_the_program_lists_every_label_with_sources_once(switch) -> None:
-    program = ChainRule(GRAPH).levels.program()
-    parents = GRAPH.parent_indices
-    with_parents = [i for i in range(len(GRAPH)) if parents[i]]
-    assert sorted(program.targets.tolist()) == with_parents
+@pytest.mark.parametrize("direction", ["parents", "children"])
+def test_the_program_lists_every_label_with_its_sources_once(direction: str, switch) -> None:
+    """The chain rule's program reads each label's parents, the max-constraint module's its children
+    (their level groups pad a label with few children; the program drops the padding)."""
+    k = len(GRAPH)
+    edges = GRAPH.edge_indices
+    column = 0 if direction == "parents" else 1  # edges are (parent, child)
+    sources = {i: sorted(edges[edges[:, 1 - column] == i, column].tolist()) for i in range(k)}
+    module = ChainRule(GRAPH) if direction == "parents" else MaxConstraint(GRAPH)
+    program = module.levels.program()
+    assert sorted(program.targets.tolist()) == [i for i in range(k) if sources[i]]
     assert program.offsets[0] == 0 and program.offsets[-1] == len(program.sources)
-    done: set[int] = {i for i in range(len(GRAPH)) if not parents[i]}
+    done: set[int] = {i for i in range(k) if not sources[i]}
     for j, target in enumerate(program.targets.tolist()):
-        sources = program.sources[program.offsets[j] : program.offsets[j + 1]].tolist()
-        assert sorted(sources) == sorted(parents[target])  # the product rule: each parent exactly once
-        assert set(sources) <= done  # every source final before it is read
+        read = program.sources[program.offsets[j] : program.offsets[j + 1]].tolist()
+        assert sorted(read) == sources[target]  # each source exactly once
+        assert set(read) <= done  # and final before it is read
         done.add(target)
 
 
