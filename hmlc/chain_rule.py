@@ -237,8 +237,10 @@ class _Levels(torch.nn.Module):
         chunks of rows through buffers allocated once per call: a fresh allocation of a
         chunk-sized tensor costs a page fault per 4 KiB, more than the arithmetic on it, and a
         transposed copy of a chunk is cheapest while it fits in cache. Hierarchies of up to
-        :data:`COLUMNS_MAX_LABELS` labels fold column by column in the output instead.
-        ``out`` (contiguous, the shape and dtype of ``logits``; may be ``logits`` itself)
+        :data:`COLUMNS_MAX_LABELS` labels fold column by column in the output instead. Wider
+        ones, on the CPU with numba installed, walk compiled (:mod:`hmlc.fold_kernel`): each
+        chunk's sigmoid, then its rows walked in place on ``torch.get_num_threads()`` threads;
+        the same numbers again. ``out`` (contiguous, the shape and dtype of ``logits``; may be ``logits`` itself)
         receives the result in place of a new tensor.
         """
         k = self.num_labels

@@ -99,12 +99,14 @@ def _winners(levels: _Levels, values: Tensor) -> Tensor:
     along (a label keeps its own value on a tie, else the first child reaching the max),
     without autograd. ``values.gather(1, winners)`` is then the propagated max exactly;
     the index is made row-major, since a gather at a transposed index, and the
-    scatter-add of its backward, are 2-3x slower.
+    scatter-add of its backward, are 2-3x slower. With numba on the CPU the walk runs
+    compiled (:func:`hmlc.fold_kernel.winners`): the same winners (timings: docs/concepts.md).
     """
     if values.device.type == "cpu" and fold_kernel.available():  # compiled: the same winners
         with torch.no_grad():
             flat = values.reshape(-1, levels.num_labels).contiguous().clone()
-            return torch.from_numpy(fold_kernel.winners(flat.numpy(), levels.program(), torch.get_num_threads()))
+            arg = fold_kernel.winners(flat.numpy(), levels.program(), torch.get_num_threads())
+            return torch.from_numpy(arg).reshape(values.shape)
     with torch.no_grad():
         rows = levels.rows(values)
         arg = levels.order.to(torch.int32).unsqueeze(1).expand(-1, rows.shape[1]).contiguous()
