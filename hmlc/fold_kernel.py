@@ -73,7 +73,13 @@ def _compile() -> Any:
     except ImportError:
         return None
 
-    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def jit(function: Any) -> Any:
+        try:
+            return numba.njit(nogil=True, cache=True, boundscheck=False)(function)
+        except RuntimeError:  # no writable cache folder (read-only install and home): compile each time
+            return numba.njit(nogil=True, boundscheck=False)(function)
+
+    @jit
     def fold_rows(values, targets, offsets, sources, kind):  # pragma: no cover - compiled
         # Blocks of BLOCK_ROWS rows: each step of the walk on every row of the block at once,
         # so the program's indices are read once per block and the rows' chains overlap.
@@ -102,7 +108,7 @@ def _compile() -> Any:
                     elif own == own and not (own >= got):  # torch.maximum: NaN wins
                         values[r, t] = got
 
-    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    @jit
     def winner_rows(values, targets, offsets, sources, out):  # pragma: no cover - compiled
         # The max walk (kind 3) carrying each label's argmax in out: the first maximum among a
         # label's sources (NaN first, as torch.max), taken only when above the label's own value.

@@ -156,3 +156,25 @@ def test_mc_loss_winners_and_gradients_are_the_torch_walks(dtype: torch.dtype, t
     walked = mc_loss(logits, targets, weights, GRAPH)
     torch.testing.assert_close(loss, walked, rtol=0, atol=0)
     torch.testing.assert_close(grad, torch.autograd.grad(walked, logits)[0], rtol=0, atol=0)
+
+
+def test_without_a_writable_cache_folder_the_kernels_compile_each_time(monkeypatch: pytest.MonkeyPatch, switch) -> None:
+    """numba refuses cache=True when it finds no folder to write (a read-only install and home)."""
+    import numba
+
+    real = numba.njit
+
+    def njit(*args, cache: bool = False, **kwargs):
+        if cache:
+            raise RuntimeError("cannot cache function 'fold_rows': no locator available for file 'fold_kernel.py'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(fold_kernel, "_state", {})
+    logits = logits_with_specials(40, len(GRAPH), torch.float32)
+    with torch.no_grad():
+        compiled = chain_rule(logits, GRAPH)
+        assert fold_kernel.available()
+        with fold_kernel.torch_walk():
+            walked = chain_rule(logits, GRAPH)
+    torch.testing.assert_close(compiled, walked, rtol=0, atol=0, equal_nan=True)
