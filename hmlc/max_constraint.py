@@ -104,7 +104,7 @@ def _winners(levels: _Levels, values: Tensor) -> Tensor:
     """
     if values.device.type == "cpu" and fold_kernel.available():  # compiled: the same winners
         with torch.no_grad():
-            flat = values.reshape(-1, levels.num_labels).contiguous().clone()
+            flat = values.reshape(-1, levels.num_labels).clone(memory_format=torch.contiguous_format)  # one copy: the walk writes it
             arg = fold_kernel.winners(flat.numpy(), levels.program(), torch.get_num_threads())
             return torch.from_numpy(arg).reshape(values.shape)
     with torch.no_grad():
