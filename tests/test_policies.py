@@ -211,3 +211,38 @@ def test_multiclass_probability_matches_reference() -> None:
     p = multiclass_probability(extreme)
     assert torch.isfinite(p).all()
     torch.testing.assert_close(p, torch.tensor([[0.0, 1.0, 0.5]]))
+
+
+@pytest.mark.parametrize("blank", ["negative", "ignore"])
+def test_labels_of_elementwise_policies_encoded_at_once_equal_label_by_label(blank: str) -> None:
+    """U-Ignore/U-Zeros/U-Ones get all their labels' codes in one call; the result is the label-by-label
+    encoding (each column through the policy with its own seeded stream), mixed with LSR labels."""
+    rng = np.random.default_rng(4)
+    codes = rng.choice([1.0, 0.0, -1.0, NAN], size=(50, 12))
+    names = ["u-zeros", "u-ones-lsr", "u-ignore", "u-ones", "u-zeros", "u-zeros-lsr"] * 2
+    labels = [f"l{j}" for j in range(12)]
+    policies = {label: policy(name) for label, name in zip(labels, names)}
+    t, w = encode_labels(codes, labels, policies, blank=blank, seed=9)
+    for j, label in enumerate(labels):
+        column = np.where(np.isnan(codes[:, j]), 0.0, codes[:, j])
+        tj, wj = policies[label].encode(column, np.random.default_rng([9, j, 0]))
+        if blank == "ignore":
+            tj, wj = np.where(np.isnan(codes[:, j]), 0, tj), np.where(np.isnan(codes[:, j]), 0, wj)
+        np.testing.assert_array_equal(t[:, j], tj)
+        np.testing.assert_array_equal(w[:, j], wj)
+
+
+def test_an_elementwise_plugin_policy_that_returns_one_column_is_a_plugin_error() -> None:
+    from hmlc.errors import PluginError
+
+    class FirstColumn(UncertaintyPolicy):
+        name = "first-column"
+        elementwise = True
+
+        def encode(self, codes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            column = np.atleast_2d(codes.T)[0]  # written for one label's (N,) codes only
+            return column.astype(np.float32), np.ones_like(column, dtype=np.float32)
+
+    shared = FirstColumn()
+    with pytest.raises(PluginError, match=r"'first-column' returned shapes \(4,\).*expected \(4, 3\)"):
+        encode_labels(np.zeros((4, 3)), ["a", "b", "c"], {k: shared for k in "abc"}, "negative", 0)

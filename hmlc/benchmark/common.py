@@ -8,7 +8,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class EvalSplit:
     closed: bool
     #: labels the dataset's protocol leaves out of the scores (e.g. the roots of an HMC hierarchy)
     score_exclude: tuple[str, ...]
+    #: the split's prediction inputs by image size, read on the first prediction (the HMC suite predicts
+    #: each split four times per unit: reading a GO split's ARFF again took 0.15-0.35 s each time)
+    inputs: dict[int | None, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def load_eval_split(
@@ -102,9 +105,11 @@ def predict_split(
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     members = [load_member(c, "torch") for c in checkpoints]
     predictor = Predictor(members, batch_size=batch_size, progress=False)
-    inputs = inputs_from_dataset(
-        split.dataset, split.split, root=split.root, params=split.params, image_size=predictor.load_size
-    )
+    inputs = split.inputs.get(predictor.load_size)
+    if inputs is None:
+        inputs = split.inputs[predictor.load_size] = inputs_from_dataset(
+            split.dataset, split.split, root=split.root, params=split.params, image_size=predictor.load_size
+        )
     probs = predictor.predict(inputs)
     row = {i: k for k, i in enumerate(inputs.ids)}
     missing = [i for i in split.ids if i not in row]
@@ -189,11 +194,15 @@ def score(
     )
 
 
-def train_run(config: Any, parent: Path, command: str, stop_after_epochs: int | None = None) -> tuple[Path, bool, float]:
+def train_run(
+    config: Any, parent: Path, command: str, stop_after_epochs: int | None = None,
+    pause_at: Sequence[int] = (), on_pause: Any = None,
+) -> tuple[Path, bool, float]:
     """Train ``config`` into ``parent/<output.name>``, or continue (or reuse) the run an earlier call left there.
 
     Returns the run directory, whether training is complete, and the seconds spent here.
     A folder trained with other settings is refused (:func:`hmlc.engine.ablation.earlier_run`).
+    ``pause_at`` / ``on_pause(epoch)``: a callback part-way (:meth:`hmlc.engine.trainer.Trainer.fit`).
     """
     from hmlc.engine.ablation import earlier_run
     from hmlc.engine.trainer import train
@@ -206,9 +215,11 @@ def train_run(config: Any, parent: Path, command: str, stop_after_epochs: int | 
     t0 = time.perf_counter()
     if state == "interrupted":
         say(f"{run_dir}: continuing the training an earlier call left there")
-        result = train(config, resume=run_dir, stop_after_epochs=stop_after_epochs)
+        result = train(config, resume=run_dir, stop_after_epochs=stop_after_epochs, pause_at=pause_at,
+                       on_pause=on_pause)
     else:
-        result = train(config, run_dir=parent, stop_after_epochs=stop_after_epochs)
+        result = train(config, run_dir=parent, stop_after_epochs=stop_after_epochs, pause_at=pause_at,
+                       on_pause=on_pause)
     return result.run_dir, result.completed, time.perf_counter() - t0
 
 

@@ -504,24 +504,39 @@ def _run_unit(
         record = read_json(file)
         if not isinstance(record, dict) or record.get("key") != key:
             record = {"key": key, "setting": setting, "overrides": overrides, "scores": {}, "seconds": 0.0}
-        for e in epochs or [None]:
-            point = str(e) if e else "all"
-            if point in record["scores"]:
-                continue
-            done = _epochs_done(where / run_name, train_config)
-            stop = None if e is None or e == top else e - done
-            if stop is None or stop > 0:
-                _, _, spent = train_run(train_config, where, "hmlc benchmark", stop_after_epochs=stop)
-                record["seconds"] += spent
-            elif stop < 0:  # the run went past this point before its score was kept: it cannot be scored now
-                record["scores"][point] = None
-                continue
-            record["scores"][point] = _scored(where / run_name / "checkpoints" / "last", splits.get(config))
+        scoring = [0.0]  # seconds spent scoring while the training paused (not training time)
+
+        def keep(e: int | None) -> None:
+            """Score checkpoints/last as the point after ``e`` epochs (None: the whole training)."""
+            nonlocal fresh
+            started = time.monotonic()
+            record["scores"][str(e) if e else "all"] = scores = _scored(
+                where / run_name / "checkpoints" / "last", splits.get(config)
+            )
             write_json(file, record)
             fresh = True
-            shown = record["scores"][point][suite.metric]
             report(f"{tag}: select {_chosen({'setting': setting, 'epochs': e})}: "
-                   f"{METRICS[suite.metric]} on {sel_eval} {fmt(shown)}")
+                   f"{METRICS[suite.metric]} on {sel_eval} {fmt(scores[suite.metric])}")
+            scoring[0] += time.monotonic() - started
+
+        pending = [e for e in epochs or [None] if (str(e) if e else "all") not in record["scores"]]
+        done = _epochs_done(where / run_name, train_config) if pending else 0
+        midway = []  # points the training still has to reach: scored in one training that pauses there
+        for e in pending:
+            if e is None or e == top:
+                continue
+            if e < done:  # the run went past this point before its score was kept: it cannot be scored now
+                record["scores"][str(e)] = None
+            elif e == done:  # stopped here before its score was kept
+                keep(e)
+            else:
+                midway.append(e)
+        last = bool(pending) and pending[-1] == top  # the whole training (top is None without an epoch grid)
+        if midway or last:  # one training to the end, paused (not left and resumed) at the points midway
+            _, _, spent = train_run(train_config, where, "hmlc benchmark", pause_at=midway, on_pause=keep)
+            record["seconds"] += spent - scoring[0]
+            if last:
+                keep(top)
         seconds += record["seconds"]
         for point, scores in record["scores"].items():
             value = None if scores is None else scores[suite.metric]

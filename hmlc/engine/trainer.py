@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -345,9 +347,18 @@ class Trainer:
         self._resume_position = _epoch_position(checkpoint_dir, meta, extra)
 
     # ------------------------------------------------------------- training
-    def fit(self, stop_after_epochs: int | None = None, stop: StopRequest | None = None) -> TrainResult:
+    def fit(
+        self, stop_after_epochs: int | None = None, stop: StopRequest | None = None,
+        pause_at: Collection[int] = (), on_pause: Callable[[int], None] | None = None,
+    ) -> TrainResult:
         """Train the stages left; with ``stop``, a requested stop ends the current step, writes
-        checkpoints/last at that exact position and raises :class:`Interrupted`."""
+        checkpoints/last at that exact position and raises :class:`Interrupted`.
+
+        ``pause_at``: epochs of the first stage after which checkpoints/last is written (with all
+        that resuming needs, as a stop writes it) and ``on_pause(epoch)`` is called on the main
+        process before training goes on: what ``stop_after_epochs`` and a resume do, without
+        leaving and re-entering (reading the data, building the model, loading the state again).
+        """
         self._stop = stop
         if stop is not None and self.run.has_last_checkpoint():
             stop.hard_hint = self._resume_hint()
@@ -424,16 +435,25 @@ class Trainer:
                     self.best_mean = val_mean
                     self._save("best", stage, val, with_state=False)
                 epochs_run += 1
+                pause = si == 0 and epoch + 1 in pause_at
                 if (
                     every <= 0
                     or time.monotonic() - saved_at >= every
                     or epoch + 1 == stage.epochs
                     or (stop_after_epochs is not None and epochs_run >= stop_after_epochs)
+                    or pause
                 ):
                     self._save("last", stage, val, with_state=True)
                     saved_at = time.monotonic()
                     if stop is not None:
                         stop.hard_hint = self._resume_hint()
+                if pause and on_pause is not None and not (
+                    stop_after_epochs is not None and epochs_run >= stop_after_epochs
+                ):
+                    if self.rt.is_main:
+                        with _random_state_kept(self.rt.device):  # scoring may build a model: its draws must not
+                            on_pause(epoch + 1)                    # move the training's (dropout, shuffling)
+                    self.rt.barrier()
             if not completed:
                 break
         if completed:
@@ -794,13 +814,35 @@ def _report_skipped(trainer: Trainer, data: ExperimentData, run: RunDirectory) -
     )
 
 
+@contextlib.contextmanager
+def _random_state_kept(device: torch.device) -> Iterator[None]:
+    """Restore the global random generators (torch's, the device's, numpy's, Python's) on leaving."""
+    import random
+
+    states = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
+
+
 def train(
     config: ExperimentConfig,
     run_dir: Path | None = None,
     resume: Path | None = None,
     stop_after_epochs: int | None = None,
+    pause_at: Collection[int] = (),
+    on_pause: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train as configured (or continue the run in ``resume``); returns the results."""
+    """Train as configured (or continue the run in ``resume``); returns the results.
+
+    ``pause_at`` / ``on_pause``: see :meth:`Trainer.fit` (the benchmarks score a run part-way).
+    """
     if resume is not None:
         resume = Path(resume)
         cfg_file = resume / "config.yaml"
@@ -850,7 +892,7 @@ def train(
             )
         try:
             with StopRequest(runtime.distributed) as stop:
-                result = trainer.fit(stop_after_epochs, stop)
+                result = trainer.fit(stop_after_epochs, stop, pause_at, on_pause)
         except Interrupted:
             _report_skipped(trainer, data, run)
             raise

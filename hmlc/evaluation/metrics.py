@@ -37,8 +37,58 @@ def _tie_groups(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+def _as_float32(scores: np.ndarray) -> np.ndarray | None:
+    """``scores`` as float32 when that loses nothing and none is NaN (the fast exact path), else None."""
+    if scores.dtype == np.float32:
+        return None if np.isnan(scores).any() else scores
+    if scores.dtype == np.float64:
+        narrow = scores.astype(np.float32)
+        return narrow if np.array_equal(narrow, scores) else None  # NaN never equals: None
+    return None
+
+
+def _keys(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """float32 ``scores`` (no NaN) of rows ``rows`` as uint64 keys that sort as (row, score); the equal
+    scores of a row (+0.0 and -0.0 too) get one key."""
+    bits = (scores + np.float32(0.0)).view(np.uint32)  # + 0.0: -0.0 becomes +0.0
+    if scores.size and scores.min() < 0:  # negative floats order backwards as integers: flip them
+        bits = np.where(bits >> np.uint32(31) == 1, ~bits, bits | np.uint32(0x80000000))
+    halves = np.empty(bits.shape + (2,), dtype=np.uint32)  # the low and high half of each little-endian key
+    halves[..., 0] = bits
+    halves[..., 1] = rows
+    return halves.view(np.uint64)[..., 0]
+
+
+def _positive_ranks(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per positive of ``scores`` (rows, samples; float32, no NaN), in the order (row, score): its row, the
+    number of its row's scores below it and at most it, and of its row's positives below it; and the
+    positives per row.
+
+    Sorting the scores of each row (not their order: ``argsort``) and looking only the positives up in
+    them is several times faster where positives are few (the Gene Ontology: about 1 %) and exact.
+    """
+    n_rows, n_cols = scores.shape
+    ranked = _keys(np.sort(scores, axis=1), np.arange(n_rows, dtype=np.uint32)[:, None]).ravel()
+    keys = np.sort(_keys(scores[positive], np.nonzero(positive)[0].astype(np.uint32)))
+    row = (keys >> np.uint64(32)).astype(np.int64)
+    base = row * n_cols
+    below = np.searchsorted(ranked, keys, side="left") - base
+    upto = np.searchsorted(ranked, keys, side="right") - base
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    at = np.arange(len(keys))
+    tie_start = np.maximum.accumulate(np.where(first, at, 0)) if len(keys) else at
+    per_row = np.bincount(row, minlength=n_rows)
+    positives_below = tie_start - (np.cumsum(per_row) - per_row)[row]
+    return row, below, upto, positives_below, per_row
+
+
 def _positive_rank_sums(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Per row of ``scores`` (labels, samples): the sum of the positives' midranks (1-based, ties averaged)."""
+    narrow = _as_float32(scores)
+    if narrow is not None:
+        row, below, upto, _, _ = _positive_ranks(narrow, positive)
+        return np.bincount(row, weights=(below + upto + 1) / 2, minlength=len(scores))
     order = np.argsort(scores, axis=1)  # any order of ties: their ranks are averaged
     start, end = _tie_groups(np.take_along_axis(scores, order, axis=1))
     midrank = (start + end) / 2 + 1
@@ -51,6 +101,12 @@ def _average_precisions(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     AP = sum over thresholds t (scores descending) of (R_t - R_t-1) P_t: each positive adds
     precision / n_pos at the last position of its tie group, the group counted as one threshold.
     """
+    narrow = _as_float32(scores)
+    if narrow is not None:  # the precision at a positive: positives scored at least as high / all scored so
+        row, below, _, positives_below, n_pos = _positive_ranks(narrow, positive)
+        precision = (n_pos[row] - positives_below) / (scores.shape[1] - below)
+        gained = np.bincount(row, weights=precision, minlength=len(scores))
+        return np.divide(gained, n_pos, out=np.zeros(len(scores)), where=n_pos > 0)
     order = np.argsort(-scores, axis=1)  # ties form one threshold: their order does not matter
     _, end = _tie_groups(np.take_along_axis(scores, order, axis=1))
     hits = np.take_along_axis(positive, order, axis=1)

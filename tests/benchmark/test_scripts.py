@@ -36,3 +36,16 @@ def test_dag_scale_compares_every_operation_with_its_loop() -> None:
     assert len(compiled) == (2 if importlib.util.find_spec("numba") else 0), proc.stdout
     for line in compiled:  # the compiled walk gives the torch walk's numbers, bit for bit
         assert float(line.rsplit("max diff ", 1)[1].split()[0]) == 0.0, line
+
+
+@pytest.mark.slow
+def test_protocol_scores_times_both_paths_and_they_agree() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "protocol_scores.py"), "--scale", "0.02", "--repeat", "1"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if "max diff " in line and line.split()[-1][0].isdigit()]
+    assert [r.split("  ")[0].strip() for r in rows] == ["GO (seq_GO test)", "FunCat (seq_FUN test)", "CheXpert-like"]
+    for line in rows:  # the sorted keys give the argsort path's scores (to rounding)
+        assert float(line.rsplit("max diff ", 1)[1]) < 1e-12, line

@@ -74,7 +74,7 @@ def test_suite_selects_on_valid_and_scores_the_final_model(tmp_path: Path, capsy
     real_train = trainer_module.train
 
     def counted(config: Any, *args: Any, **kwargs: Any) -> Any:
-        trained.append((str(config.output.name), kwargs.get("stop_after_epochs")))
+        trained.append((str(config.output.name), list(kwargs.get("pause_at", ()))))
         return real_train(config, *args, **kwargs)
 
     monkeypatch.setattr(trainer_module, "train", counted)
@@ -82,9 +82,9 @@ def test_suite_selects_on_valid_and_scores_the_final_model(tmp_path: Path, capsy
     code, stdout, err = run(["benchmark", "--suite", "toy", "--datasets", "120", "--out", out], capsys)
     assert code == 0, err
     assert "[1/2] 120 flat seed 0: select width=8, 1 epochs" in err and "[2/2] 120 chmcnn seed 0: chose" in err
-    # One training per width, stopped after 1 epoch to be scored, then continued to its end (3): one run per width.
-    assert trained[:4] == [("select-width_8", 1), ("select-width_8", None), ("select-width_16", 1), ("select-width_16", None)]
-    assert trained[4] == ("final", None) and len(trained) == 10
+    # One training per width, to its end (3), paused after 1 epoch to be scored: one run per width.
+    assert trained[:2] == [("select-width_8", [1]), ("select-width_16", [1])]
+    assert trained[2] == ("final", []) and len(trained) == 6
     results = json.loads((out / "results.json").read_text())
     assert results["complete"] is True and list(results["datasets"]) == ["120"]
     assert results["grid"] == {"model.backbone_params.width": [8, 16], "train.epochs": [1, 3]}

@@ -50,3 +50,46 @@ def test_average_precision_equals_scikit_learn_with_ties_unknown_codes_and_empty
         assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, abs=1e-12)
     assert list(got.without_positives) == empty
     assert got.excluded == tuple(exclude)
+
+
+def _scores(rng: np.random.Generator, shape: tuple[int, int], kind: str) -> np.ndarray:
+    """Scores that take each path of the metrics: float32 (sorted keys), float64 that float32 holds exactly
+    (the same), float64 that it does not (argsort); logits with -0.0, +0.0, infinities and ties."""
+    if kind == "logits32":
+        values = rng.choice(np.array([-np.inf, -3.5, -1.0, -0.0, 0.0, 0.25, 2.0, np.inf]), size=shape)
+        return np.where(rng.random(shape) < 0.5, values, rng.normal(size=shape)).astype(np.float32)
+    if kind == "float64-exact":
+        return rng.random(shape).astype(np.float32).astype(np.float64)
+    return rng.random(shape)  # float64 that float32 would round
+
+
+@pytest.mark.parametrize("kind", ["logits32", "float64-exact", "float64"])
+def test_average_precision_equals_scikit_learn_for_every_score_type(kind: str) -> None:
+    rng = np.random.default_rng(7)
+    n, k = 200, 12
+    codes = (rng.random((n, k)) < rng.uniform(0.01, 0.5, k)).astype(np.float64)
+    codes[:, 0] = 0  # no positive
+    codes[:, 1] = 1  # every row positive
+    codes[rng.random(n) < 0.2, 2] = -1  # uncertain rows left out
+    probs = _scores(rng, (n, k), kind)
+    labels = [f"L{i}" for i in range(k)]
+    got = average_precision(codes, probs, labels)
+    finite = np.clip(probs, -1e30, 1e30)  # scikit-learn refuses infinities; the order is the same
+    micro, macro, _ = _sklearn(codes, finite, labels, [])
+    assert got.micro == pytest.approx(micro, abs=1e-12)
+    assert got.macro == pytest.approx(macro, abs=1e-12)
+
+
+def test_average_precision_of_the_gene_ontology_shape_matches_the_argsort_path() -> None:
+    """Thousands of labels with about 1 % positives (the GO datasets' test split): the fast exact path and
+    the general one (the same scores as float64 that float32 does not hold, offset below float32's
+    resolution so the order is unchanged) agree to rounding, label by label."""
+    rng = np.random.default_rng(3)
+    n, k = 400, 1500
+    codes = (rng.random((n, k)) < 0.01).astype(np.float64)
+    probs = np.round(rng.random((n, k)), 3).astype(np.float32)  # ties within labels and across them
+    fast = average_precision(codes, probs, [f"L{i}" for i in range(k)])
+    general = average_precision(codes, probs.astype(np.float64) * (1 + 1e-12), [f"L{i}" for i in range(k)])
+    assert fast.micro == pytest.approx(general.micro, abs=1e-12)
+    assert fast.macro == pytest.approx(general.macro, abs=1e-12)
+    assert fast.micro == pytest.approx(_sklearn(codes, probs, [f"L{i}" for i in range(k)], [])[0], abs=1e-12)

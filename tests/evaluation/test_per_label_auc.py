@@ -32,3 +32,19 @@ def test_per_label_auc_equals_scikit_learn_with_ties_unknown_codes_and_one_class
         else:
             assert math.isnan(a.auc)
     assert got[4].auc == 0.5
+
+
+def test_per_label_auc_equals_scikit_learn_for_logits_zeros_of_both_signs_and_infinities() -> None:
+    """float32 logits take the sorted-keys path: -0.0 ties with +0.0, infinities rank at the ends."""
+    rng = np.random.default_rng(5)
+    n, k = 250, 10
+    codes = (rng.random((n, k)) < rng.uniform(0.02, 0.5, k)).astype(np.float32)
+    codes[:3, :] = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]  # both classes in every label
+    codes[3:6, :] = [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    special = rng.choice(np.array([-np.inf, -2.0, -0.0, 0.0, 1.5, np.inf]), size=(n, k))
+    for probs in (np.where(rng.random((n, k)) < 0.5, special, rng.normal(size=(n, k))).astype(np.float32),
+                  rng.normal(size=(n, k))):  # and float64 that float32 would round: the argsort path
+        got = per_label_auc(codes, probs, [f"L{j}" for j in range(k)])
+        for j, a in enumerate(got):
+            finite = np.clip(probs[:, j], -1e30, 1e30)  # scikit-learn refuses infinities; the order is the same
+            assert math.isclose(a.auc, roc_auc_score(codes[:, j], finite), rel_tol=0, abs_tol=1e-12)
