@@ -48,3 +48,11 @@ def test_per_label_auc_equals_scikit_learn_for_logits_zeros_of_both_signs_and_in
         for j, a in enumerate(got):
             finite = np.clip(probs[:, j], -1e30, 1e30)  # scikit-learn refuses infinities; the order is the same
             assert math.isclose(a.auc, roc_auc_score(codes[:, j], finite), rel_tol=0, abs_tol=1e-12)
+
+
+def test_per_label_auc_of_positives_above_zero_among_negative_logits() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.normal(size=(200, 2)).astype(np.float32)
+    codes = (probs > 0.5).astype(np.float32)  # every positive above zero, negatives on both sides
+    for j, a in enumerate(per_label_auc(codes, probs, ["a", "b"])):
+        assert math.isclose(a.auc, roc_auc_score(codes[:, j], probs[:, j]), rel_tol=0, abs_tol=1e-12)
