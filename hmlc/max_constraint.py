@@ -104,7 +104,8 @@ def _winners(levels: _Levels, values: Tensor) -> Tensor:
     """
     if values.device.type == "cpu" and fold_kernel.available():  # compiled: the same winners
         with torch.no_grad():
-            flat = values.reshape(-1, levels.num_labels).clone(memory_format=torch.contiguous_format)  # one copy: the walk writes it
+            # One copy, contiguous: the walk writes into it.
+            flat = values.reshape(-1, levels.num_labels).clone(memory_format=torch.contiguous_format)
             arg = fold_kernel.winners(flat.numpy(), levels.program(), torch.get_num_threads())
             return torch.from_numpy(arg).reshape(values.shape)
     with torch.no_grad():

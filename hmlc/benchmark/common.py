@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,8 +195,8 @@ def score(
 
 
 def train_run(
-    config: Any, parent: Path, command: str, stop_after_epochs: int | None = None,
-    pause_at: Sequence[int] = (), on_pause: Any = None,
+    config: Any, parent: Path, command: str,
+    pause_at: Sequence[int] = (), on_pause: Callable[[int], None] | None = None,
 ) -> tuple[Path, bool, float]:
     """Train ``config`` into ``parent/<output.name>``, or continue (or reuse) the run an earlier call left there.
 
@@ -215,11 +215,9 @@ def train_run(
     t0 = time.perf_counter()
     if state == "interrupted":
         say(f"{run_dir}: continuing the training an earlier call left there")
-        result = train(config, resume=run_dir, stop_after_epochs=stop_after_epochs, pause_at=pause_at,
-                       on_pause=on_pause)
+        result = train(config, resume=run_dir, pause_at=pause_at, on_pause=on_pause)
     else:
-        result = train(config, run_dir=parent, stop_after_epochs=stop_after_epochs, pause_at=pause_at,
-                       on_pause=on_pause)
+        result = train(config, run_dir=parent, pause_at=pause_at, on_pause=on_pause)
     return result.run_dir, result.completed, time.perf_counter() - t0
 
 

@@ -353,7 +353,7 @@ def _run(bench: BenchmarkFile, out: Path) -> dict[str, Any]:
         else:
             say(f"== experiment {exp.name} ({out / 'runs' / exp.name})")
             run_dir, completed, _ = train_run(exp.config, out / "runs", "hmlc benchmark")
-            if not completed:  # pragma: no cover - train() without stop_after_epochs completes or raises
+            if not completed:  # pragma: no cover - train() completes or raises
                 raise ConfigError(f"experiment {exp.name} did not complete; run hmlc benchmark again")
             checkpoint = run_dir / "checkpoints" / "last"
         for ds in bench.datasets:

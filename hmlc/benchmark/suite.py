@@ -504,11 +504,11 @@ def _run_unit(
         record = read_json(file)
         if not isinstance(record, dict) or record.get("key") != key:
             record = {"key": key, "setting": setting, "overrides": overrides, "scores": {}, "seconds": 0.0}
-        scoring = [0.0]  # seconds spent scoring while the training paused (not training time)
+        scoring = 0.0  # seconds spent scoring while the training paused (not training time)
 
         def keep(e: int | None) -> None:
             """Score checkpoints/last as the point after ``e`` epochs (None: the whole training)."""
-            nonlocal fresh
+            nonlocal fresh, scoring
             started = time.monotonic()
             record["scores"][str(e) if e else "all"] = scores = _scored(
                 where / run_name / "checkpoints" / "last", splits.get(config)
@@ -517,7 +517,7 @@ def _run_unit(
             fresh = True
             report(f"{tag}: select {_chosen({'setting': setting, 'epochs': e})}: "
                    f"{METRICS[suite.metric]} on {sel_eval} {fmt(scores[suite.metric])}")
-            scoring[0] += time.monotonic() - started
+            scoring += time.monotonic() - started
 
         pending = [e for e in epochs or [None] if (str(e) if e else "all") not in record["scores"]]
         done = _epochs_done(where / run_name, train_config) if pending else 0
@@ -534,7 +534,7 @@ def _run_unit(
         last = bool(pending) and pending[-1] == top  # the whole training (top is None without an epoch grid)
         if midway or last:  # one training to the end, paused (not left and resumed) at the points midway
             _, _, spent = train_run(train_config, where, "hmlc benchmark", pause_at=midway, on_pause=keep)
-            record["seconds"] += spent - scoring[0]
+            record["seconds"] += spent - scoring
             if last:
                 keep(top)
         seconds += record["seconds"]

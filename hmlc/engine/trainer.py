@@ -435,21 +435,14 @@ class Trainer:
                     self.best_mean = val_mean
                     self._save("best", stage, val, with_state=False)
                 epochs_run += 1
+                stopping = stop_after_epochs is not None and epochs_run >= stop_after_epochs
                 pause = si == 0 and epoch + 1 in pause_at
-                if (
-                    every <= 0
-                    or time.monotonic() - saved_at >= every
-                    or epoch + 1 == stage.epochs
-                    or (stop_after_epochs is not None and epochs_run >= stop_after_epochs)
-                    or pause
-                ):
+                if every <= 0 or time.monotonic() - saved_at >= every or epoch + 1 == stage.epochs or stopping or pause:
                     self._save("last", stage, val, with_state=True)
                     saved_at = time.monotonic()
                     if stop is not None:
                         stop.hard_hint = self._resume_hint()
-                if pause and on_pause is not None and not (
-                    stop_after_epochs is not None and epochs_run >= stop_after_epochs
-                ):
+                if pause and on_pause is not None and not stopping:
                     if self.rt.is_main:
                         with _random_state_kept(self.rt.device):  # scoring may build a model: its draws must not
                             on_pause(epoch + 1)                    # move the training's (dropout, shuffling)
