@@ -25,17 +25,20 @@ replaces, alternating calls (``HMLC_NUMBA=0`` times the torch walk everywhere).
 
 Rows marked ``out=`` write into a buffer the caller already has (``chain_rule(..., out=buf)``);
 the difference is the page faults of a new result, printed after them: on our sandboxed
-development machine they cost about 0.5 ms per MiB, 0.85 s for 100,000 x 4,125 floats.
+development machine they cost about 0.3-0.5 ms per MiB, 0.5-0.85 s for 100,000 x 4,125 floats.
+The previous call's result is freed before each call is timed.
 
-``--previous REV`` also times the chain rule of hmlc/chain_rule.py and MCLoss (forward and
-backward at batch 64, a C-HMCNN training step's loss) of hmlc/max_constraint.py as they were
-at git revision REV (e.g. 12961d2, before this benchmark), read with ``git show``.
+``--previous REV`` also times the chain rule (a new result, and ``out=`` where REV has it) of
+hmlc/chain_rule.py and MCLoss (forward and backward at batch 64, a C-HMCNN training step's
+loss) of hmlc/max_constraint.py as they were at git revision REV (e.g. 12961d2, before this
+benchmark), read with ``git show``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import inspect
 import subprocess
 import time
 from collections.abc import Callable
@@ -191,6 +194,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
     best_wall = best_cpu = float("inf")
     result = None
     for _ in range(repeat):
+        result = None  # the previous result freed before the clock starts, not inside the next call's time
         w, c = time.perf_counter(), time.process_time()
         result = fn()
         best_wall = min(best_wall, time.perf_counter() - w)
@@ -260,15 +264,20 @@ def main() -> None:
                 f"chain rule, GO, {args.n} x {len(go)}", lambda: chain_rule(x, go), lambda: previous(x, go),
                 args.repeat, 2.0, baseline=args.previous,
             )
-        buf = torch.empty_like(x)
+        buf, other = torch.empty_like(x), torch.empty_like(x)  # the baseline writes into its own buffer
         compare(
             f"chain rule, GO, {args.n} x {len(go)}, out=", lambda: chain_rule(x, go, out=buf),
             lambda: loop_chain_rule(x, go), args.repeat, 2.0,
         )
+        if previous is not None and "out" in inspect.signature(previous).parameters:
+            compare(
+                f"chain rule, GO, {args.n} x {len(go)}, out=", lambda: chain_rule(x, go, out=buf),
+                lambda: previous(x, go, out=other), args.repeat, 2.0, baseline=args.previous,
+            )
         if fold_kernel.available():  # the compiled walk (numba) against the torch walk, alternating
             compare(
                 f"chain rule, GO, {args.n} x {len(go)}, out=", lambda: chain_rule(x, go, out=buf),
-                torch_walk(lambda: chain_rule(x, go, out=buf)), args.repeat, 2.0, baseline="torch walk",
+                torch_walk(lambda: chain_rule(x, go, out=other)), args.repeat, 2.0, baseline="torch walk",
             )
         compare(
             f"max-constraint module, GO, {args.n} x {len(go)}",
@@ -277,10 +286,10 @@ def main() -> None:
         if fold_kernel.available():
             compare(
                 f"max-constraint module, GO, {args.n} x {len(go)}, out=", lambda: max_constraint(x, go, out=buf),
-                torch_walk(lambda: max_constraint(x, go, out=buf)), args.repeat, baseline="torch walk",
+                torch_walk(lambda: max_constraint(x, go, out=other)), args.repeat, baseline="torch walk",
             )
         first_touch(x)
-        del x, buf
+        del x, buf, other
     if previous_mc_loss is not None:  # a training step's loss: 20 steps at C-HMCNN's batch size
         compare(
             f"MCLoss forward+backward, GO, 20 x (64 x {len(go)})", loss_steps(mc_loss, go, 64, 20),

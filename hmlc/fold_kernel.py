@@ -29,15 +29,16 @@ user's cache folder).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Program", "available", "torch_walk", "walk", "winners"]
+__all__ = ["Program", "available", "run", "torch_walk", "walk", "winners"]
 
 #: Rows walked together by the kernel (8 measured fastest of 1-64 on GO: 40% less time than 1).
 BLOCK_ROWS = 8
@@ -201,14 +202,25 @@ def _run(which: int, values: np.ndarray, args: tuple, out: np.ndarray | None, th
     n = values.shape[0]
     parts = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
     step = -(-n // parts)
-    calls = [
-        (values[first : first + step], *args) + (() if out is None else (out[first : first + step],))
-        for first in range(0, n, step)
-    ]
+    run(
+        [
+            functools.partial(kernel, values[first : first + step], *args, *(() if out is None else (out[first : first + step],)))
+            for first in range(0, n, step)
+        ]
+    )
+
+
+def run(calls: list[Callable[[], Any]]) -> None:
+    """Call each of ``calls`` at once, one per thread (the walk's threads); a single call on this thread.
+
+    For work that releases the GIL (the compiled walk, torch operations). Returns when all
+    have finished; the first error raised by one of them is raised here.
+    """
     if len(calls) <= 1:
         for call in calls:
-            kernel(*call)
+            call()
         return
-    futures = [_pool(parts).submit(kernel, *call) for call in calls]
+    futures = [_pool(len(calls)).submit(call) for call in calls]
+    wait(futures)
     for future in futures:
         future.result()

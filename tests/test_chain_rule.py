@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hmlc.chain_rule import (
+    COLUMNS_MAX_LABELS,
     COMBINE_RULES,
+    _sigmoid,
     ChainRule,
     chain_rule,
     log1mexp,
@@ -345,6 +347,31 @@ def test_inference_gives_the_modules_numbers_bit_for_bit(k: int, combine: str, f
         torch.testing.assert_close(again, whole, rtol=0, atol=0)
     for parent, child in graph.edge_indices:
         assert (fast[:, child] <= fast[:, parent]).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("k", [4, 300])  # column by column / label-major or compiled
+def test_a_samples_probabilities_do_not_depend_on_its_place_in_the_batch(k: int, threads: int, fold_walk: str) -> None:
+    # torch.sigmoid rounds the last elements of a call (and of each thread's share) with another
+    # exp than the rest: one sample alone, or at the end of a batch, would get other last bits.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        graph = random_dag(k, int(k * 1.6), seed=k) if k > 4 else DIAMOND
+        logits = torch.randn(4 * (1 << 16) // k + 13, k, generator=torch.Generator().manual_seed(k)) * 6
+        with torch.no_grad():
+            whole = chain_rule(logits, graph)
+            for i in [0, 1, len(logits) // 2, len(logits) - 2, len(logits) - 1]:
+                torch.testing.assert_close(chain_rule(logits[i : i + 1], graph), whole[i : i + 1], rtol=0, atol=0)
+                torch.testing.assert_close(ChainRule(graph)(logits[i:]), whole[i:], rtol=0, atol=0)
+            torch.testing.assert_close(_sigmoid(logits[-3:]), _sigmoid(logits)[-3:], rtol=0, atol=0)
+            # Still the sigmoid, to the last bit: wide, torch's where its kernel computes whole
+            # vectors (a call on a multiple of 64 elements); narrow, exp, add and reciprocal.
+            padded = logits.reshape(-1)[: -(-2 * k // 64) * 64]
+            wide = torch.sigmoid(padded) if k > COLUMNS_MAX_LABELS else torch.reciprocal(torch.exp(-padded) + 1.0)
+            torch.testing.assert_close(_sigmoid(logits[:2]), wide[: 2 * k].reshape(2, k), rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_out_must_fit_and_is_for_inference() -> None:
