@@ -92,22 +92,23 @@ def _compile() -> Any:
                 b = offsets[j + 1]
                 t = targets[j]
                 s = sources[a]
+                # Min and max as selects, not branches: on random scores a branch is mispredicted
+                # half the time (the max walk over GO took 3x as long written with ifs).
                 for r in range(first, last):
                     got = values[r, s]
                     for q in range(a + 1, b):
                         v = values[r, sources[q]]
                         if kind == 1:
                             got = got * v
-                        elif kind == 2:  # NaN wins, as in torch.amin
-                            if got == got and not (got <= v):
-                                got = v
-                        elif got == got and not (got >= v):  # kind 3; NaN wins, as in torch.amax
-                            got = v
+                        elif kind == 2:  # NaN wins, as in torch.amin; a tie keeps the first
+                            got = v if (v < got or v != v) else got
+                        else:  # kind 3; NaN wins, as in torch.amax
+                            got = v if (v > got or v != v) else got
                     own = values[r, t]
                     if kind != 3:
                         values[r, t] = own * got
-                    elif own == own and not (own >= got):  # torch.maximum: NaN wins
-                        values[r, t] = got
+                    else:  # torch.maximum: NaN wins (own's or got's); a tie keeps own
+                        values[r, t] = got if (got > own or got != got) else own
 
     @jit
     def winner_rows(values, targets, offsets, sources, out):  # pragma: no cover - compiled
@@ -127,16 +128,14 @@ def _compile() -> Any:
                     s = sources[a]
                     got = values[r, s]
                     arg = out[r, s]
-                    for q in range(a + 1, b):
+                    for q in range(a + 1, b):  # selects, not branches (see fold_rows)
                         v = values[r, sources[q]]
-                        if v > got or (v != v and got == got):
-                            got = v
-                            arg = out[r, sources[q]]
+                        take = v > got or (v != v and got == got)
+                        got = v if take else got
+                        arg = out[r, sources[q]] if take else arg
                     own = values[r, t]
-                    if got > own:
-                        out[r, t] = arg
-                    if own == own and not (own >= got):
-                        values[r, t] = got
+                    out[r, t] = arg if got > own else out[r, t]
+                    values[r, t] = got if (got > own or (got != got and own == own)) else own
 
     return fold_rows, winner_rows
 
