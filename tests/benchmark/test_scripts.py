@@ -49,3 +49,21 @@ def test_protocol_scores_times_both_paths_and_they_agree() -> None:
     assert [r.split("  ")[0].strip() for r in rows] == ["GO (seq_GO test)", "FunCat (seq_FUN test)", "CheXpert-like"]
     for line in rows:  # the sorted keys give the argsort path's scores (to rounding)
         assert float(line.rsplit("max diff ", 1)[1]) < 1e-12, line
+
+
+@pytest.mark.slow
+def test_fold_walks_compares_each_kernel_with_an_earlier_revision_bit_for_bit() -> None:
+    if importlib.util.find_spec("numba") is None:
+        pytest.skip("the compiled walk needs numba (pip install hmlc[fast])")
+    if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", "92edff6"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout holding revision 92edff6")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fold_walks.py"), "--n", "200", "--repeat", "1"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if "| ratio" in line]
+    assert [line.split("  ")[0] for line in rows] == [
+        "product (chain rule)", "min (chain rule, min)", "max (max-constraint)", "argmax (MCLoss)"
+    ], proc.stdout
+    assert all(line.endswith("same bits True") for line in rows), proc.stdout
