@@ -4,7 +4,7 @@ Times the kernel alone (no sigmoid, no threads) over the Gene Ontology DAG of th
 benchmarks (cellcycle_GO: 4,125 labels, 5,824 edges; a generated DAG of the same size when
 ../shared/data is absent) for each rule: the product (chain rule), the min (chain rule,
 ``combine="min"``) and the max (the max-constraint module), plus the argmax walk of MCLoss. The
-earlier kernel is hmlc/fold_kernel.py as it was at ``--previous REV`` (read with ``git show``
+earlier kernel is hmlc/fold_kernel.py as it was at ``--previous REV`` (``git show``
 and compiled beside this one); calls alternate, on a warm copy of the same scores, the best counts; both must give the same
 bits.
 
@@ -56,6 +56,10 @@ def alternating(ours, theirs, scores: np.ndarray, repeat: int) -> tuple[float, f
     return min(times[0]), min(times[1])
 
 
+def row(name: str, ours: float, theirs: float, rev: str, same: bool) -> None:
+    print(f"{name:<24} hmlc {ours:7.3f} s | {rev} {theirs:7.3f} s | ratio {theirs / ours:5.2f}x | same bits {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--previous", default="92edff6", metavar="REV", help="the git revision to compare with")
@@ -86,20 +90,21 @@ def main() -> None:
             lambda v: new_fold(v, p.targets, p.offsets, p.sources, kind),
             lambda v: old_fold(v, p.targets, p.offsets, p.sources, kind), scores, args.repeat,
         )
-        print(f"{name:<24} hmlc {ours:7.3f} s | {args.previous} {theirs:7.3f} s | ratio {theirs / ours:5.2f}x | same bits {same}")
+        row(name, ours, theirs, args.previous, same)
     p = rules[2][2]
     outs = []
     for kernel in (new_winners, old_winners):
         values, out = scores.copy(), np.empty(scores.shape, dtype=np.int64)
         kernel(values, p.targets, p.offsets, p.sources, out)
         outs.append((values, out))
-    same = np.array_equal(outs[0][0].view(np.uint32), outs[1][0].view(np.uint32)) and np.array_equal(outs[0][1], outs[1][1])
+    (new_max, new_arg), (old_max, old_arg) = outs
+    same = np.array_equal(new_max.view(np.uint32), old_max.view(np.uint32)) and np.array_equal(new_arg, old_arg)
     arg = np.empty(scores.shape, dtype=np.int64)
     ours, theirs = alternating(
         lambda v: new_winners(v, p.targets, p.offsets, p.sources, arg),
         lambda v: old_winners(v, p.targets, p.offsets, p.sources, arg), scores, args.repeat,
     )
-    print(f"{'argmax (MCLoss)':<24} hmlc {ours:7.3f} s | {args.previous} {theirs:7.3f} s | ratio {theirs / ours:5.2f}x | same bits {same}")
+    row("argmax (MCLoss)", ours, theirs, args.previous, same)
 
 
 if __name__ == "__main__":

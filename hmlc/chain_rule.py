@@ -335,7 +335,7 @@ def _sigmoid(x: Tensor) -> Tensor:
     elements of a call (its scalar tail, and with several threads the tail of each thread's
     share) one by one with a different exp, so a sample's probabilities would depend on the
     batch size. Without autograd (``x`` needs no gradient) on the CPU it is therefore
-    :func:`_sigmoid_into`. With autograd it is ``1 / (1 + exp(-x))`` as three operations, the
+    :func:`_sigmoid_into`. With autograd it is ``1 / (1 + exp(-x))`` as separate operations, the
     numbers hmlc has always trained with (torch's ``exp`` rounds alike wherever an element
     sits); traced, exported and on other devices it is ``torch.sigmoid``.
     """
@@ -363,10 +363,10 @@ def _sigmoid_into(x: Tensor, out: Tensor, threads: int = 0) -> Tensor:
       grain size (each piece runs whole on the calling thread, no scalar tail), the last
       elements through a padded piece; ``threads`` (default ``torch.get_num_threads()``) share a
       large tensor's pieces (:func:`hmlc.fold_kernel.run`). One pass over memory: on the Gene
-      Ontology's 4,125 labels 2-3x faster than the three operations below.
+      Ontology's 4,125 labels 2-3x faster than the separate operations below.
     * up to COLUMNS_MAX_LABELS (CheXpert's 14; inference over columns, in torch's threads):
-      ``1 / (1 + exp(-x))`` as torch operations, which round alike wherever an element sits
-      and share torch's threads without the pieces' overhead.
+      ``1 / (1 + exp(-x))`` as four torch operations (negate, exp, add, reciprocal), which
+      round alike wherever an element sits and share torch's threads without the pieces' overhead.
     """
     if out.device.type != "cpu":
         return torch.sigmoid(x, out=out)

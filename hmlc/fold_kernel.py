@@ -201,12 +201,8 @@ def _run(which: int, values: np.ndarray, args: tuple, out: np.ndarray | None, th
     n = values.shape[0]
     parts = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
     step = -(-n // parts)
-    run(
-        [
-            functools.partial(kernel, values[first : first + step], *args, *(() if out is None else (out[first : first + step],)))
-            for first in range(0, n, step)
-        ]
-    )
+    rows = [slice(first, first + step) for first in range(0, n, step)]
+    run([functools.partial(kernel, values[r], *args, *(() if out is None else (out[r],))) for r in rows])
 
 
 def run(calls: list[Callable[[], Any]]) -> None:
