@@ -16,30 +16,20 @@ Needs numba (``pip install hmlc[fast]``).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
-import types
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from dag_scale import go_graph
+from dag_scale import go_graph, module_at
 from hmlc import fold_kernel
 from hmlc.chain_rule import ChainRule
 from hmlc.max_constraint import MaxConstraint
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def kernels_at(rev: str) -> tuple:
     """(fold_rows, winner_rows) of hmlc/fold_kernel.py at git revision ``rev``, compiled now."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:hmlc/fold_kernel.py"], check=True, capture_output=True, text=True
-    ).stdout
-    module = types.ModuleType(f"fold_kernel_at_{rev}")
-    exec(compile(source, f"{rev}:hmlc/fold_kernel.py", "exec"), module.__dict__)  # noqa: S102 - our own history
-    return module._compile()
+    return module_at(rev, "hmlc/fold_kernel.py")["_compile"]()
 
 
 def alternating(ours, theirs, scores: np.ndarray, repeat: int) -> tuple[float, float]:

@@ -282,16 +282,14 @@ class _Levels(torch.nn.Module):
             # sigmoid, then their walk in place while the block is in cache.
             program, values = self.program(), out.numpy()
             block = max(1, COMPILED_ELEMENTS // max(k, 1))
-            parts = max(1, min(torch.get_num_threads(), n // fold_kernel.MIN_ROWS_PER_THREAD))
-            step = -(-n // parts)
 
-            def part(first: int, last: int) -> None:
-                for a in range(first, last, block):
-                    b = min(last, a + block)
+            def part(rows: slice) -> None:
+                for a in range(rows.start, rows.stop, block):
+                    b = min(rows.stop, a + block)
                     _sigmoid_into(flat[a:b], out[a:b], threads=1)
                     fold_kernel.walk(values[a:b], program, kind)
 
-            fold_kernel.run([functools.partial(part, a, min(n, a + step)) for a in range(0, n, step)])
+            fold_kernel.run([functools.partial(part, rows) for rows in fold_kernel.shares(n, torch.get_num_threads())])
             return out.reshape(logits.shape)
         sample_major = torch.empty((step, k), dtype=flat.dtype, device=flat.device)
         label_major = torch.empty(k * step, dtype=flat.dtype, device=flat.device)
@@ -329,25 +327,20 @@ def _float(logits: Tensor) -> Tensor:
 
 
 def _sigmoid(x: Tensor) -> Tensor:
-    """The sigmoid of ``x`` (..., K); without autograd on the CPU, rounded the same wherever an element sits.
+    """The sigmoid of ``x`` (..., K), rounded the same wherever an element sits.
 
-    torch.sigmoid's CPU kernel computes whole vectors of elements at once and the last few
-    elements of a call (its scalar tail, and with several threads the tail of each thread's
-    share) one by one with a different exp, so a sample's probabilities would depend on the
-    batch size. Without autograd (``x`` needs no gradient) on the CPU it is therefore
-    :func:`_sigmoid_into`. With autograd it is ``1 / (1 + exp(-x))`` as separate operations, the
-    numbers hmlc has always trained with (torch's ``exp`` rounds alike wherever an element
-    sits); traced, exported and on other devices it is ``torch.sigmoid``.
+    ``1 / (1 + exp(-x))`` as four torch operations (negate, exp, add, reciprocal; torch's ``exp``
+    rounds alike wherever an element sits): the numbers hmlc has always trained, traced,
+    exported and computed on other devices with. Without autograd (``x`` needs no gradient) on
+    the CPU it is :func:`_sigmoid_into`, which for wide hierarchies is torch's faster one-pass
+    sigmoid, called so that no element falls in its differently rounded scalar tail.
     """
     if torch.jit.is_scripting():
-        return torch.sigmoid(x)
+        return torch.reciprocal(torch.exp(-x) + 1.0)
     else:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return torch.sigmoid(x)
-        if torch.is_grad_enabled() and x.requires_grad:
+        autograd = torch.is_grad_enabled() and x.requires_grad
+        if autograd or x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return torch.reciprocal(torch.exp(-x) + 1.0)
-        if x.device.type != "cpu":
-            return torch.sigmoid(x)
         return _sigmoid_into(x, torch.empty_like(x, memory_format=torch.contiguous_format))
 
 
@@ -358,19 +351,19 @@ def _sigmoid_into(x: Tensor, out: Tensor, threads: int = 0) -> Tensor:
     Every element rounded alike, whatever its position, in one of two ways chosen by the width
     K, so that every path of inference over one hierarchy, and its module, give the same numbers:
 
-    * K above :data:`COLUMNS_MAX_LABELS` (the compiled walk's blocks): torch's vectorised
-      sigmoid, called on pieces of a multiple of :data:`SIGMOID_ALIGN` elements below ATen's
-      grain size (each piece runs whole on the calling thread, no scalar tail), the last
-      elements through a padded piece; ``threads`` (default ``torch.get_num_threads()``) share a
-      large tensor's pieces (:func:`hmlc.fold_kernel.run`). One pass over memory: on the Gene
-      Ontology's 4,125 labels 2-3x faster than the separate operations below.
-    * up to COLUMNS_MAX_LABELS (CheXpert's 14; inference over columns, in torch's threads):
+    * K above :data:`COLUMNS_MAX_LABELS` on the CPU (the compiled walk's blocks): torch's
+      vectorised sigmoid (torch.sigmoid's kernel rounds the last few elements of a call, and of
+      each thread's share, with another exp), called on pieces of a multiple of
+      :data:`SIGMOID_ALIGN` elements below ATen's grain size (each piece runs whole on the
+      calling thread, no scalar tail), the last elements through a padded piece; ``threads``
+      (default ``torch.get_num_threads()``) share a large tensor's pieces
+      (:func:`hmlc.fold_kernel.run`). One pass over memory: on the Gene Ontology's 4,125 labels
+      2-3x faster than the four operations below.
+    * otherwise (CheXpert's 14, inference over columns in torch's threads; other devices):
       ``1 / (1 + exp(-x))`` as four torch operations (negate, exp, add, reciprocal), which
       round alike wherever an element sits and share torch's threads without the pieces' overhead.
     """
-    if out.device.type != "cpu":
-        return torch.sigmoid(x, out=out)
-    if x.shape[-1] <= COLUMNS_MAX_LABELS:
+    if out.device.type != "cpu" or x.shape[-1] <= COLUMNS_MAX_LABELS:
         torch.neg(x, out=out)
         return out.exp_().add_(1.0).reciprocal_()
     src, dst = x.reshape(-1), out.view(-1)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Program", "available", "run", "torch_walk", "walk", "winners"]
+__all__ = ["Program", "available", "run", "shares", "torch_walk", "walk", "winners"]
 
 #: Rows walked together by the kernel (8 measured fastest of 1-64 on GO: 40% less time than 1).
 BLOCK_ROWS = 8
@@ -198,11 +198,16 @@ def _run(which: int, values: np.ndarray, args: tuple, out: np.ndarray | None, th
     if not (values.flags.c_contiguous and values.ndim == 2):
         raise ValueError("walk: values must be a C-contiguous 2-d array")
     kernel = kernels[which]
-    n = values.shape[0]
+    extra = (lambda rows: ()) if out is None else (lambda rows: (out[rows],))
+    run([functools.partial(kernel, values[rows], *args, *extra(rows)) for rows in shares(len(values), threads)])
+
+
+def shares(n: int, threads: int) -> list[slice]:
+    """``n`` rows split into at most ``threads`` consecutive shares of at least :data:`MIN_ROWS_PER_THREAD`
+    (one share when fewer rows), one per thread of :func:`run`."""
     parts = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
-    step = -(-n // parts)
-    rows = [slice(first, first + step) for first in range(0, n, step)]
-    run([functools.partial(kernel, values[r], *args, *(() if out is None else (out[r],))) for r in rows])
+    step = max(1, -(-n // parts))
+    return [slice(first, min(n, first + step)) for first in range(0, n, step)]
 
 
 def run(calls: list[Callable[[], Any]]) -> None:
