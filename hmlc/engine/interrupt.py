@@ -78,20 +78,17 @@ class StopRequest:
     signal stays ignored.
     """
 
-    def __init__(self, distributed: bool = False) -> None:
+    def __init__(self, distributed: bool = False, group: Any = None) -> None:
         self.signum: int | None = None
         #: What a second signal says: set by the trainer once a checkpoint exists.
         self.hard_hint = ""
         self._distributed = distributed
-        self._group: Any = None
+        #: The process group the ranks ask in (the runtime's CPU group: no GPU synchronisation under
+        #: NCCL); None: the default group.
+        self._group: Any = group
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
-        if self._distributed:
-            import torch.distributed as dist
-
-            # A CPU group: asking costs no GPU synchronisation under NCCL.
-            self._group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
         if _in_main_thread():
             for signum in STOP_SIGNALS:
                 if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. SIGINT of a background job: still ignored

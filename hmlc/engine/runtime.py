@@ -6,6 +6,7 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ import torch.distributed as dist
 
 from hmlc.errors import ConfigError
 
-__all__ = ["Runtime", "setup_runtime", "seed_everything", "teardown_runtime"]
+__all__ = ["Runtime", "setup_runtime", "seed_everything", "teardown_runtime", "every_rank", "union_over_ranks"]
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Runtime:
     world_size: int
     local_rank: int
     distributed: bool
+    #: Under DDP, a gloo group for the host's own agreements (stop requests, steps to leave out):
+    #: asking costs no GPU synchronisation under NCCL. None: the default group (already gloo) or no DDP.
+    cpu_group: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -80,6 +84,8 @@ def setup_runtime(
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=backend)
+    # Every rank runs this, so every rank creates the group (a collective), in the same order.
+    cpu_group = dist.new_group(backend="gloo") if distributed and dist.get_backend() != "gloo" else None
     if threads:
         torch.set_num_threads(threads)
     amp_dtype: torch.dtype | None = None
@@ -104,7 +110,22 @@ def setup_runtime(
         world_size=world_size,
         local_rank=local_rank,
         distributed=distributed,
+        cpu_group=cpu_group,
     )
+
+
+def every_rank(mine: bool, group: Any = None) -> bool:
+    """Whether every rank of ``group`` says yes: a collective, every rank must ask at the same point."""
+    flag = torch.tensor([int(mine)], dtype=torch.int64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=group)
+    return bool(flag.item())
+
+
+def union_over_ranks(items: set[int], group: Any = None) -> set[int]:
+    """The union of every rank's ``items``, on every rank (a collective)."""
+    gathered: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, sorted(items), group=group)
+    return {int(i) for part in gathered for i in part}
 
 
 def teardown_runtime(runtime: Runtime) -> None:

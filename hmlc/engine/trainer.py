@@ -22,7 +22,7 @@ from hmlc.engine.experiment import ExperimentData, prepare_experiment
 from hmlc.engine.inference import binary_logits, forward_images, outputs_to_probabilities
 from hmlc.engine.interrupt import Interrupted, StopRequest, ignore_stop_signals
 from hmlc.engine.rundir import MetricsLog, RunDirectory, write_json
-from hmlc.engine.runtime import Runtime, seed_everything, setup_runtime, teardown_runtime
+from hmlc.engine.runtime import Runtime, every_rank, seed_everything, setup_runtime, teardown_runtime, union_over_ranks
 from hmlc.errors import CheckpointError, ConfigError, DataError
 from hmlc.evaluation import LabelAUC, constant_prediction_labels, mean_auc, per_label_auc
 from hmlc.faults import fault_point
@@ -96,6 +96,7 @@ class Trainer:
         #: Indices of training images skipped as unreadable (data.on_bad_image=skip).
         self.skipped: set[int] = set()
         self._told_single = False  # said once that a batch of one sample is not trained on
+        self._told_rank_left_out = False  # said once that a step was left out for another rank's batch
         self.graph = data.graph
         self.stages = config.train.resolved_stages()
         self.spec = get_host().backbone(config.model.backbone)
@@ -573,11 +574,22 @@ class Trainer:
             )
             # Only data.on_bad_image=skip marks images to drop from a batch.
             iterator = self._readable(loader) if cfg.data.on_bad_image == "skip" else loader
+        # Under DDP, what skip leaves of a batch differs between ranks, yet the ranks must step
+        # together (each backward waits for every rank's gradients): they agree on each step.
+        agree = self.rt.distributed and features is None and vectors is None and cfg.data.on_bad_image == "skip"
         # BatchNorm in training mode cannot normalise a batch of one: such a batch (the
         # remainder of an epoch, or what data.on_bad_image=skip left) is drawn but not trained on.
         needs_two = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in train_module.modules())
         for x, idx in iterator:
             position.batches += 1
+            if agree and not every_rank(len(idx) >= (2 if needs_two else 1), self.rt.cpu_group):
+                if not self._told_rank_left_out:
+                    self._told_rank_left_out = True
+                    self._say(
+                        "note: a training step is left out on every DDP rank when one rank's batch has nothing "
+                        "to train on (data.on_bad_image=skip left it no image, or one with BatchNorm)"
+                    )
+                continue
             if not len(idx):
                 continue  # every image of the batch was unreadable (data.on_bad_image=skip)
             if needs_two and len(idx) == 1:
@@ -618,6 +630,8 @@ class Trainer:
                 position.stopped = True
                 break
         bar.close()
+        if agree:  # every rank lists what any rank could not read (the features pass and skipped.txt rely on it)
+            self.skipped = union_over_ranks(self.skipped, self.rt.cpu_group)
         if position.stopped:
             position.steps, position.n_images, position.loss_sum = steps, n_images, float(total)
             position.generator_state = generator.get_state()
@@ -884,7 +898,7 @@ def train(
                 + (", ".join(f"{k}: {v}" for k, v in changed.items()) if changed else "nothing")
             )
         try:
-            with StopRequest(runtime.distributed) as stop:
+            with StopRequest(runtime.distributed, runtime.cpu_group) as stop:
                 result = trainer.fit(stop_after_epochs, stop, pause_at, on_pause)
         except Interrupted:
             _report_skipped(trainer, data, run)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,38 @@ def test_replica_check_sees_one_differing_buffer_element(perturb):
         results = manager.dict()
         mp.spawn(_replica_worker, args=(_free_port(), perturb, results), nprocs=2, join=True)
         assert dict(results) == {0: not perturb, 1: not perturb}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["flat", "ct"])  # ct: stage 2 trains on features, rows chosen by what was skipped
+def test_ranks_stay_in_step_when_unreadable_images_are_skipped(tmp_path, method):
+    """data.on_bad_image=skip under DDP: a rank whose batch has nothing to train on (every image
+    unreadable, or one left with BatchNorm) does not leave the other rank waiting in its backward;
+    skipped.txt lists what every rank could not read."""
+    from hmlc.cli.main import main
+
+    data = tmp_path / "data"
+    assert main(["synth", "export", str(data), "--n", "64", "--image-size", "16"]) == 0
+    bad = sorted((data / "train").rglob("*.png"))[::2]  # half: most batches of 4 lose some, many all but one
+    for image in bad:
+        image.write_bytes(image.read_bytes()[:60])
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}", "-m", "hmlc", "train", "--out", str(tmp_path / "runs"),
+    ]
+    for item in (
+        "output.name=skip", "train.threads=1", "data.dataset=csv", "hierarchy=synthetic", f"data.root={data}",
+        "data.image_size=16", "data.on_bad_image=skip", "train.batch_size=4", f"train.method={method}",
+        "train.epochs=2", "train.head_epochs=1", "train.progress=false", "train.deterministic=true",
+        "output.tensorboard=false",
+    ):
+        cmd += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "skip"
+    results = json.loads((run / "results.json").read_text())
+    assert results["completed"] and results["replicas_identical"] is True
+    assert "a training step is left out on every DDP rank" in proc.stderr
+    listed = (run / "skipped.txt").read_text().splitlines()
+    assert sorted(Path(p).resolve() for p in listed) == sorted(p.resolve() for p in bad)
