@@ -580,9 +580,10 @@ class Trainer:
         # BatchNorm in training mode cannot normalise a batch of one: such a batch (the
         # remainder of an epoch, or what data.on_bad_image=skip left) is drawn but not trained on.
         needs_two = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in train_module.modules())
+        fewest = 2 if needs_two else 1  # samples a step needs
         for x, idx in iterator:
             position.batches += 1
-            if agree and not every_rank(len(idx) >= (2 if needs_two else 1), self.rt.cpu_group):
+            if agree and not every_rank(len(idx) >= fewest, self.rt.cpu_group):
                 if not self._told_rank_left_out:
                     self._told_rank_left_out = True
                     self._say(

@@ -20,15 +20,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_cpu_processes_end_with_identical_weights(tmp_path):
+def _torchrun_train(out: Path, set_args: list[str]) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node=2 -m hmlc train --out OUT SET_ARGS` on the CPU, one thread per process."""
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}", "-m", "hmlc", "train", "--out", str(tmp_path),
-        *sets("output.name=ddp", "train.threads=1", "model.dropout=0.2"),
+        f"--master_port={_free_port()}", "-m", "hmlc", "train", "--out", str(out), *set_args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_end_with_identical_weights(tmp_path):
+    proc = _torchrun_train(tmp_path, sets("output.name=ddp", "train.threads=1", "model.dropout=0.2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert results["world_size"] == 2
@@ -85,19 +89,15 @@ def test_ranks_stay_in_step_when_unreadable_images_are_skipped(tmp_path, method)
     bad = sorted((data / "train").rglob("*.png"))[::2]  # half: most batches of 4 lose some, many all but one
     for image in bad:
         image.write_bytes(image.read_bytes()[:60])
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}", "-m", "hmlc", "train", "--out", str(tmp_path / "runs"),
-    ]
+    set_args: list[str] = []
     for item in (
         "output.name=skip", "train.threads=1", "data.dataset=csv", "hierarchy=synthetic", f"data.root={data}",
         "data.image_size=16", "data.on_bad_image=skip", "train.batch_size=4", f"train.method={method}",
         "train.epochs=2", "train.head_epochs=1", "train.progress=false", "train.deterministic=true",
         "output.tensorboard=false",
     ):
-        cmd += ["--set", item]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        set_args += ["--set", item]
+    proc = _torchrun_train(tmp_path / "runs", set_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / "skip"
     results = json.loads((run / "results.json").read_text())
