@@ -410,6 +410,62 @@ class _Unit:
         return _method_folder(out, self.dataset, self.method) / f"seed{self.seed}"
 
 
+class _SuiteClock:
+    """Elapsed time and an estimate of what is left, for units of unequal cost run by ``jobs`` workers.
+
+    A unit is expected to take its dataset's ``cost`` (datasets without one:
+    the mean of those given) times the seconds per unit of cost measured on the
+    units finished in this call. What is left is the expected time of the units
+    not started and what the running ones still need, spread over the workers
+    (never less than the longest of what a running unit needs). Counting units
+    done (``elapsed x left / done``) would ignore both: at ``--jobs 2`` it said
+    27 minutes left when the two first units ended together and two were left (9).
+    """
+
+    def __init__(self, costs: Mapping[str, float], units: Sequence[_Unit], jobs: int) -> None:
+        given = [c for c in costs.values() if c > 0]
+        default = statistics.fmean(given) if given else 1.0
+        self._cost = {u.number: (costs.get(u.dataset) or default) for u in units}
+        self._jobs = max(1, jobs)
+        self._began = time.monotonic()
+        self._waiting = set(self._cost)
+        self._running: dict[int, float] = {}  # unit number -> when it started
+        self._spent = 0.0  # seconds of the units finished in this call
+        self._spent_cost = 0.0  # their cost
+
+    def start(self, unit: _Unit, now: float | None = None) -> None:
+        self._waiting.discard(unit.number)
+        self._running[unit.number] = time.monotonic() if now is None else now
+
+    def finish(self, unit: _Unit, fresh: bool, now: float | None = None) -> None:
+        """``unit`` is done; ``fresh``: trained or scored in this call (else read back: its time says nothing)."""
+        now = time.monotonic() if now is None else now
+        started = self._running.pop(unit.number, None)
+        self._waiting.discard(unit.number)
+        if fresh and started is not None:
+            self._spent += now - started
+            self._spent_cost += self._cost[unit.number]
+
+    def left(self, now: float | None = None) -> float:
+        """Seconds until every unit is done (NaN before one finished in this call)."""
+        if self._spent <= 0 or self._spent_cost <= 0:
+            return math.nan
+        now = time.monotonic() if now is None else now
+        per_cost = self._spent / self._spent_cost
+        running = [max(0.0, per_cost * self._cost[n] - (now - t)) for n, t in self._running.items()]
+        waiting = per_cost * sum(self._cost[n] for n in self._waiting)
+        return max((waiting + sum(running)) / self._jobs, max(running, default=0.0))
+
+    def clock(self, now: float | None = None) -> str:
+        """``8m55s elapsed, about 8m47s left`` (no estimate before a unit finished in this call)."""
+        from hmlc.progress import format_duration
+
+        now = time.monotonic() if now is None else now
+        left = self.left(now)
+        estimate = f", about {format_duration(left)} left" if math.isfinite(left) and left > 0 else ""
+        return f"{format_duration(now - self._began)} elapsed{estimate}"
+
+
 def run_suite(name: str, request: SuiteRequest, out: Path) -> dict[str, Any]:
     """Plan (every check first), then select, train and score every dataset x method x seed; returns results.json."""
     suite, grids = plan_suite(name, request, out)
@@ -425,7 +481,6 @@ def _run(
     suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path
 ) -> dict[str, Any]:
     from hmlc.engine.interrupt import Interrupted
-    from hmlc.progress import Progress
 
     datasets = request.datasets or tuple(suite.datasets)
     methods = request.methods or suite.methods
@@ -434,8 +489,8 @@ def _run(
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
     ensembles: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, method) -> its seeds' ensemble, once all are done
     splits = _Splits()  # this process's: the units of one job and the ensembles
-    # The clock counts the units done in this call (those read back from an earlier one would make the rate a lie).
-    clock = Progress(len(units), f"suite {suite.name}", unit="unit", enabled=False)
+    jobs = min(request.jobs, len(units))
+    clock = _SuiteClock(suite.costs, units, jobs)
 
     def status() -> str:
         return f"{len(results)}/{len(units)} done, {clock.clock()}"
@@ -443,10 +498,7 @@ def _run(
     def finished(unit: _Unit, record: dict[str, Any], fresh: bool) -> None:
         results[(unit.dataset, unit.method, unit.seed)] = record
         _write(suite, grids, request, out, results, datasets, methods, ensembles)  # before the line that says so
-        if fresh:
-            clock.update(1)
-        else:
-            clock.total = (clock.total or 1) - 1
+        clock.finish(unit, fresh)
         say(f"{_finished_line(suite, unit, record)}" + ("" if fresh else " (earlier)") + f"  ({status()})")
         group = [results.get((unit.dataset, unit.method, s)) for s in range(request.seeds)]
         if request.seeds > 1 and all(r is not None for r in group):
@@ -458,13 +510,13 @@ def _run(
                     f"{METRICS[suite.metric]} {fmt(made[suite.metric])}")
 
     _write(suite, grids, request, out, results, datasets, methods, ensembles)
-    jobs = min(request.jobs, len(units))
     try:
         if jobs == 1:
             for unit in units:
+                clock.start(unit)
                 finished(unit, *_run_unit(suite, grids[unit.dataset], request, out, unit, splits, say))
         else:
-            _run_parallel(suite, grids, request, out, units, jobs, finished, status)
+            _run_parallel(suite, grids, request, out, units, jobs, finished, status, clock.start)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what is finished is written; the same command continues
         what = getattr(exc, "what", "interrupted")
         raise Interrupted(
@@ -596,9 +648,10 @@ def costliest_first(suite: BenchmarkSuite, units: Sequence[_Unit]) -> list[_Unit
 def _run_parallel(
     suite: BenchmarkSuite, grids: Mapping[str, Mapping[str, tuple[Any, ...]]], request: SuiteRequest, out: Path,
     units: Sequence[_Unit], jobs: int, finished: Callable[[_Unit, dict[str, Any], bool], None],
-    status: Callable[[], str],
+    status: Callable[[], str], started: Callable[[_Unit], None],
 ) -> None:
-    """Run ``units`` in ``jobs`` spawned worker processes; ``finished`` is called here, in the main process.
+    """Run ``units`` in ``jobs`` spawned worker processes; ``started`` and ``finished`` are called here, in the
+    main process.
 
     Stopped (Ctrl-C, SIGTERM, or an error in one unit): the workers are asked
     to stop (SIGTERM: a training finishes its step and writes its checkpoint),
@@ -629,6 +682,7 @@ def _run_parallel(
         unit = by_number[number]
         if kind == "start":
             running[worker] = (unit, time.monotonic())
+            started(unit)
         elif kind == "say":
             say(payload)
         elif kind == "done":

@@ -455,3 +455,40 @@ def test_costliest_units_start_first_under_jobs() -> None:
     for cost in (0, -1, "big", True, float("inf")):
         with pytest.raises(Exception, match="dataset 'a': 'cost' must be a positive number"):
             suite_module.suite_from_object("bad", {**TOY, "datasets": {"a": {"cost": cost}}})
+
+
+def test_time_left_counts_the_workers_and_the_costs_of_the_units_left() -> None:
+    """The estimate after each unit: what is left spread over the workers, each unit weighed by its dataset's cost."""
+    unit = suite_module._Unit
+    same = [unit(i, 4, "seq", "chmcnn", i - 1) for i in range(1, 5)]
+    clock = suite_module._SuiteClock({"seq": 1714.0}, same, jobs=2)
+    assert clock.clock(now=clock._began + 5).endswith("elapsed")  # nothing finished yet: no estimate
+    t0 = clock._began
+    clock.start(same[0], now=t0)
+    clock.start(same[1], now=t0 + 1)
+    clock.finish(same[0], fresh=True, now=t0 + 527)
+    # Measured on seq_GO with --jobs 2: the other running unit ended 3 s later, the last two took 9 minutes
+    # together (counting units done said 27 minutes).
+    assert clock.left(now=t0 + 527) == pytest.approx(527 + 1, abs=2)
+    clock.finish(same[1], fresh=True, now=t0 + 530)
+    clock.start(same[2], now=t0 + 531)
+    clock.start(same[3], now=t0 + 531)
+    assert clock.left(now=t0 + 631) == pytest.approx(528.5 - 100, abs=2)
+    clock.finish(same[2], fresh=True, now=t0 + 1050)
+    assert clock.left(now=t0 + 1050) == pytest.approx(525 - 519, abs=1)  # one unit runs: its own remainder
+    assert clock.left(now=t0 + 2000) == 0.0 and "left" not in clock.clock(now=t0 + 2000)
+
+    # Unequal costs: a unit of a dataset a third as costly is expected to take a third of the time.
+    mixed = [unit(1, 3, "big", "flat", 0), unit(2, 3, "small", "flat", 0), unit(3, 3, "plain", "flat", 0)]
+    clock = suite_module._SuiteClock({"big": 300.0, "small": 100.0}, mixed, jobs=1)
+    t0 = clock._began
+    clock.start(mixed[0], now=t0)
+    clock.finish(mixed[0], fresh=True, now=t0 + 600)  # 2 s per unit of cost
+    assert clock.left(now=t0 + 600) == pytest.approx(2 * 100 + 2 * 200)  # "plain" has no cost: the mean, 200
+    assert clock.clock(now=t0 + 600) == "10m00s elapsed, about 10m00s left"
+
+    # A unit read back from an earlier call says nothing about the rate.
+    clock = suite_module._SuiteClock({"big": 300.0}, mixed, jobs=1)
+    clock.start(mixed[0], now=clock._began)
+    clock.finish(mixed[0], fresh=False, now=clock._began + 1)
+    assert clock.left(now=clock._began + 1) != clock.left(now=clock._began + 1)  # NaN
