@@ -113,6 +113,10 @@ class DataSource(ABC):
         """What a checkpoint records about the inputs besides the state."""
         return {"input_kind": self.input_kind}
 
+    def images_to_cache(self, loaded: Mapping[str, DatasetSplit]) -> int:
+        """How many samples of ``loaded`` :meth:`build_caches` would still process (0: nothing to cache)."""
+        return 0
+
     def build_caches(
         self, loaded: Mapping[str, DatasetSplit], workers: int | None = None, progress: bool = True
     ) -> dict[str, Any]:
@@ -215,6 +219,19 @@ class ImageDataSource(DataSource):
 
     def state(self) -> dict[str, np.ndarray]:
         return self.preprocessor.state() if self.preprocessor is not None else {}
+
+    def images_to_cache(self, loaded: Mapping[str, DatasetSplit]) -> int:
+        """The images of the splits without a complete cache entry (an unfinished entry's count in full)."""
+        from hmlc.data.cache import find_cache
+
+        count = 0
+        for split, data in loaded.items():
+            try:
+                complete = find_cache(self.cache_dir, self.cache_inputs(split, data)) is not None
+            except DataError:  # a damaged entry: the build says what to do with it
+                complete = False
+            count += 0 if complete else len(data.images)
+        return count
 
     def build_caches(
         self, loaded: Mapping[str, DatasetSplit], workers: int | None = None, progress: bool = True

@@ -269,8 +269,9 @@ def build_caches(
         reader.check_split(name)
     source = experiment_source(config, reader, cache_dir)
     loaded = {name: source.load(name, graph.labels, graph) for name in names}
-    if workers != 1 and sum(len(split.images) for split in loaded.values()) >= POOL_MIN_IMAGES:
-        # The workers' server imports what decoding needs while the preprocessor fits.
+    if workers != 1 and source.images_to_cache(loaded) >= max(POOL_MIN_IMAGES, 1):
+        # The workers' server imports what decoding needs while the preprocessor fits (not when every
+        # entry is complete: then no image is decoded).
         preprocessor = getattr(source, "preprocessor", None)
         start_worker_server([type(preprocessor).__module__] if preprocessor is not None else [])
     train_name = config.data.train_split

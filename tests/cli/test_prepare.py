@@ -225,3 +225,22 @@ def test_prepare_reports_fitting_worker_start_up_and_images_in_a_log(export, cac
     assert cached[0] == "cache train+valid: 0/60 img (0%), 0s elapsed, starting 2 worker processes"
     assert cached[-1].startswith("cache train+valid: 60/60 img (100%), ") and "img/s" in cached[-1]
     assert "60 images prepared in " in out
+
+
+def test_prepare_on_a_complete_cache_starts_no_worker_processes(export, cache, capsys, monkeypatch) -> None:
+    """The second `hmlc prepare` finds every entry complete: no server for workers that would decode nothing."""
+    from hmlc.data import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "POOL_MIN_IMAGES", 0)  # 60 images: a pool only because of this
+    started: list[list[str]] = []
+    real = cache_module.start_worker_server
+    monkeypatch.setattr(cache_module, "start_worker_server", lambda modules=(): (started.append(list(modules)),
+                                                                                 real(modules))[1])
+    argv = ["prepare", *_sets(export), "--workers", "2"]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    assert started, "the first prepare decodes 60 images in 2 workers"
+    started.clear()
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert started == [] and "starting 2 worker processes" not in err
