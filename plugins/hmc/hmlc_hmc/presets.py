@@ -13,7 +13,8 @@ layers, ReLU and dropout 0.7 (C-HMCNN's three linear layers with the hmlc
 head as the third), Adam at a constant learning rate 8e-4, batch 64 (C-HMCNN:
 1e-4 and batch 4; suite.yaml cites the measurements behind the change), weight
 decay 1e-5, label closure on. The hidden size is C-HMCNN's up to
-``recipe.max_hidden_dim`` (2000: only seq_GO's 9000 is capped). CT's stage 2
+``recipe.max_hidden_dim`` (2000: only seq_GO's 9000 is capped; seq_GO trains
+at its own rate, 1e-4, measured on valid: suite.yaml). CT's stage 2
 (the head alone) is hmlc's and not in C-HMCNN: a tenth of the stage-1 epochs at the same learning rate.
 Only ``data.root`` (or ``$HMLC_DATA``) is left to the user.
 """
@@ -29,8 +30,9 @@ from hmlc_hmc.suite import HmcSuite, load_suite
 __all__ = ["build_presets", "register_suite_presets"]
 
 
-def _recipe(suite: HmcSuite, method: str, width: int, epochs: int) -> dict[str, Any]:
+def _recipe(suite: HmcSuite, method: str, width: int, epochs: int, lr: float | None = None) -> dict[str, Any]:
     r = suite.recipe
+    lr = r["lr"] if lr is None else lr
     return {
         "data": {
             "dataset": "hmc",
@@ -54,7 +56,7 @@ def _recipe(suite: HmcSuite, method: str, width: int, epochs: int) -> dict[str, 
         "train": {
             "method": method,
             "epochs": epochs,
-            "lr": r["lr"],
+            "lr": lr,
             "lr_decay": 1.0,
             "batch_size": r["batch_size"],
             "betas": [0.9, 0.999],
@@ -62,7 +64,7 @@ def _recipe(suite: HmcSuite, method: str, width: int, epochs: int) -> dict[str, 
             "fused_adam": r["fused_adam"],
             "checkpoint_every_s": r["checkpoint_every_s"],
             "head_epochs": max(1, round(epochs / 10)),
-            "head_lr": r["lr"],
+            "head_lr": lr,
             "head_loss": "unconditional",
         },
     }
@@ -82,12 +84,13 @@ def build_presets(suite: HmcSuite | None = None) -> dict[str, dict[str, Any]]:
         presets[f"hmc/{method}"] = preset
     for dataset in suite.datasets.values():
         for method in suite.methods:
-            preset = _recipe(suite, method, dataset.width, dataset.epochs)
+            preset = _recipe(suite, method, dataset.width, dataset.epochs, dataset.lr)
             origin = "C-HMCNN's" if dataset.from_paper else f"median {dataset.ontology}"
             hidden = (f"{origin} hidden size {dataset.width}" if dataset.width == dataset.hidden_dim
                       else f"hidden size {dataset.width} (C-HMCNN's {dataset.hidden_dim}, capped)")
+            rate = f", learning rate {dataset.lr:g}" if dataset.lr is not None else ""
             preset["description"] = (
-                f"{dataset.name}, {method}: final run (trainvalid -> test), {hidden} and {dataset.epochs} epochs"
+                f"{dataset.name}, {method}: final run (trainvalid -> test), {hidden} and {dataset.epochs} epochs{rate}"
             )
             preset["data"].update({"params": {"name": dataset.name}, "train_split": "trainvalid", "eval_split": "test"})
             presets[f"hmc/{dataset.name}/{method}"] = preset

@@ -29,6 +29,9 @@ _RECIPE = {
     "max_hidden_dim": int, "fused_adam": bool, "checkpoint_every_s": float,
 }
 _DATASET_KEYS = {"hidden_dim", "epochs", "published_auprc"}
+#: hmlc's own departures for one dataset, measured on valid (suite.yaml says why): its learning rate and the
+#: fractions of its C-HMCNN epochs its search scores, in place of the recipe's and search.epochs.
+_DEPARTURES = {"lr", "search_epochs"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class SuiteDataset:
     ``hidden_dim`` and ``epochs`` are C-HMCNN's when ``from_paper`` (main.py),
     else the median of its choices for the same ontology; ``width`` is the
     hidden size hmlc trains (``hidden_dim`` up to the recipe's ``max_hidden_dim``).
+    ``lr`` and ``search_epochs``, where given, replace the recipe's learning
+    rate and the suite's search fractions for this dataset alone.
     """
 
     name: str
@@ -47,10 +52,13 @@ class SuiteDataset:
     published_auprc: float | None
     from_paper: bool
     width: int
+    lr: float | None = None
+    search_epochs: tuple[float, ...] | None = None
 
     def epochs_grid(self, fractions: tuple[float, ...]) -> list[int]:
-        """The numbers of epochs the search scores: ``fractions`` of C-HMCNN's epochs, rounded, at least 1."""
-        return sorted({max(1, round(f * self.epochs)) for f in fractions})
+        """The numbers of epochs the search scores: ``fractions`` of C-HMCNN's epochs (the dataset's own
+        ``search_epochs`` where given), rounded, at least 1."""
+        return sorted({max(1, round(f * self.epochs)) for f in self.search_epochs or fractions})
 
 
 @dataclass(frozen=True)
@@ -148,13 +156,21 @@ def _checked_datasets(
         if ontology not in ONTOLOGIES:
             raise ConfigError(f"{where}: dataset {name!r} must end in _FUN or _GO")
         entry = entry or {}
-        if not isinstance(entry, dict) or not set(entry) <= _DATASET_KEYS:
-            raise ConfigError(f"{where}: dataset {name!r} takes only {', '.join(sorted(_DATASET_KEYS))}")
-        if entry and set(entry) != _DATASET_KEYS:
+        if not isinstance(entry, dict) or not set(entry) <= _DATASET_KEYS | _DEPARTURES:
+            raise ConfigError(f"{where}: dataset {name!r} takes only {', '.join(sorted(_DATASET_KEYS | _DEPARTURES))}")
+        if entry and set(entry) - _DEPARTURES != _DATASET_KEYS:
             raise ConfigError(f"{where}: dataset {name!r} needs all of {', '.join(sorted(_DATASET_KEYS))} or none")
         for key in ("hidden_dim", "epochs"):
             if key in entry and (not isinstance(entry[key], int) or entry[key] < 1):
                 raise ConfigError(f"{where}: {name}.{key} must be a positive integer, got {entry[key]!r}")
+        lr = entry.get("lr")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1):
+            raise ConfigError(f"{where}: {name}.lr must be a learning rate in (0, 1), got {lr!r}")
+        own = entry.get("search_epochs")
+        if own is not None and (not isinstance(own, list) or not own or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f for f in own
+        )):
+            raise ConfigError(f"{where}: {name}.search_epochs must list fractions of its epochs (numbers above 0)")
         figure = entry.get("published_auprc")
         if figure is not None and not (isinstance(figure, float) and 0.0 < figure < 1.0):
             raise ConfigError(f"{where}: {name}.published_auprc must be a number in (0, 1), got {figure!r}")
@@ -179,6 +195,8 @@ def _checked_datasets(
             published_auprc=entry.get("published_auprc") if entry else None,
             from_paper=bool(entry),
             width=min(settings["hidden_dim"], max_hidden_dim),
+            lr=float(entry["lr"]) if entry.get("lr") is not None else None,
+            search_epochs=tuple(float(f) for f in entry["search_epochs"]) if entry.get("search_epochs") else None,
         )
     return out, defaults
 

@@ -69,6 +69,10 @@ def test_c_hmcnn_settings_as_published() -> None:
         assert (d.hidden_dim, d.epochs, d.from_paper) == (hidden, epochs, True)
         assert d.width == min(hidden, 2000)
     assert [n for n, d in suite.datasets.items() if d.width != d.hidden_dim] == ["seq_GO"]
+    # hmlc's one departure for a dataset, chosen on valid: seq_GO (capped) at 1e-4, searched over 1-2x its epochs.
+    assert {n: (d.lr, d.search_epochs) for n, d in suite.datasets.items() if d.lr or d.search_epochs} == {
+        "seq_GO": (1e-4, (1.0, 1.5, 2.0))}
+    assert suite.datasets["seq_GO"].epochs_grid(suite.epochs) == [45, 68, 90]
 
 
 def _write(tmp_path: Path, change) -> Path:
@@ -89,6 +93,12 @@ def _write(tmp_path: Path, change) -> Path:
         (lambda d: d["datasets"].update(a_FUN={"hidden_dim": 5}), "a_FUN' needs all of"),
         (lambda d: d["datasets"]["seq_GO"].update(published_auprc=44.6), r"seq_GO.published_auprc must be a number in \(0, 1\)"),
         (lambda d: d["datasets"]["seq_GO"].update(epochs=0), "seq_GO.epochs must be a positive integer"),
+        (lambda d: d["datasets"]["seq_GO"].update(lr=2), r"seq_GO.lr must be a learning rate in \(0, 1\)"),
+        (lambda d: d["datasets"]["seq_GO"].update(lr="1e-4"), r"seq_GO.lr must be a learning rate"),
+        (lambda d: d["datasets"]["seq_GO"].update(search_epochs=[1, 0]), "seq_GO.search_epochs must list fractions"),
+        (lambda d: d["datasets"]["seq_GO"].update(search_epochs=2), "seq_GO.search_epochs must list fractions"),
+        (lambda d: d["datasets"]["seq_GO"].update(momentum=0.9), "dataset 'seq_GO' takes only"),
+        (lambda d: d["datasets"].update(a_FUN={"lr": 1e-4}), "a_FUN' needs all of"),
         (lambda d: d.update(methods=[]), "'methods' must be a non-empty list"),
         (lambda d: d["search"].update(grid={"train.epochs": []}), "'search.grid' must map"),
         (lambda d: d["search"].update(grid={"train.epochs": [5]}), "search.grid cannot list train.epochs"),
@@ -125,7 +135,8 @@ def test_presets_hold_the_recipe() -> None:
         mlp = preset["model"]["backbone_params"]
         assert preset["model"]["backbone"] == "mlp" and (mlp["layers"], mlp["dropout"], mlp["activation"]) == (2, 0.7, "relu")
         t = preset["train"]
-        assert (t["batch_size"], t["lr"], t["weight_decay"], t["lr_decay"]) == (64, 8e-4, 1e-5, 1.0)
+        lr = 1e-4 if name.startswith("hmc/seq_GO/") else 8e-4  # seq_GO's own rate (suite.yaml)
+        assert (t["batch_size"], t["lr"], t["head_lr"], t["weight_decay"], t["lr_decay"]) == (64, lr, lr, 1e-5, 1.0)
         assert t["fused_adam"] is True and t["checkpoint_every_s"] == 60.0
         if name.count("/") == 2:
             d = suite.datasets[name.split("/")[1]]
@@ -157,7 +168,8 @@ def test_registered_suite_is_the_suite_file_in_the_core_form() -> None:
     assert suite.grid_for("cellcycle_FUN") == {"train.epochs": (26, 53, 80)}
     assert suite.grid_for("seq_FUN") == {"train.epochs": (3, 6, 10)}
     for name, d in shipped.datasets.items():
-        assert suite.grid_for(name)["train.epochs"][-1] == max(1, round(0.75 * d.epochs))
+        top = 2 * d.epochs if name == "seq_GO" else max(1, round(0.75 * d.epochs))  # seq_GO: its own fractions
+        assert suite.grid_for(name)["train.epochs"][-1] == top
     assert {d: f for d, f in suite.datasets.items() if f is not None} == shipped.published()
     assert dict(suite.costs) == dict(shipped.cost) and set(suite.costs) == set(shipped.datasets)  # all 17 ordered
     assert (suite.selection, suite.final, suite.metric) == (("train", "valid"), ("trainvalid", "test"), "micro_auprc")
