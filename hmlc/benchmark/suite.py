@@ -417,15 +417,21 @@ class _SuiteClock:
     the mean of those given) times the seconds per unit of cost measured on the
     units finished in this call. What is left is the expected time of the units
     not started and what the running ones still need, spread over the workers
-    (never less than the longest of what a running unit needs). Counting units
-    done (``elapsed x left / done``) would ignore both: at ``--jobs 2`` it said
-    27 minutes left when the two first units ended together and two were left (9).
+    (never less than the longest of what a running unit needs); a unit in
+    ``finished_before`` (its final scores are on disk: it will most likely be
+    read back) is expected to take no time. Counting units done (``elapsed x
+    left / done``) would ignore all three: at ``--jobs 2`` it said 27 minutes
+    left when the two first units ended together and two were left (9).
     """
 
-    def __init__(self, costs: Mapping[str, float], units: Sequence[_Unit], jobs: int) -> None:
+    def __init__(
+        self, costs: Mapping[str, float], units: Sequence[_Unit], jobs: int, finished_before: Sequence[_Unit] = ()
+    ) -> None:
         given = [c for c in costs.values() if c > 0]
         default = statistics.fmean(given) if given else 1.0
         self._cost = {u.number: (costs.get(u.dataset) or default) for u in units}
+        self._expected = dict(self._cost)  # what a unit is expected to take, in cost
+        self._expected.update({u.number: 0.0 for u in finished_before})
         self._jobs = max(1, jobs)
         self._began = time.monotonic()
         self._waiting = set(self._cost)
@@ -452,8 +458,8 @@ class _SuiteClock:
             return math.nan
         now = time.monotonic() if now is None else now
         per_cost = self._spent / self._spent_cost
-        running = [max(0.0, per_cost * self._cost[n] - (now - t)) for n, t in self._running.items()]
-        waiting = per_cost * sum(self._cost[n] for n in self._waiting)
+        running = [max(0.0, per_cost * self._expected[n] - (now - t)) for n, t in self._running.items()]
+        waiting = per_cost * sum(self._expected[n] for n in self._waiting)
         return max((waiting + sum(running)) / self._jobs, max(running, default=0.0))
 
     def clock(self, now: float | None = None) -> str:
@@ -490,7 +496,7 @@ def _run(
     ensembles: dict[tuple[str, str], dict[str, Any]] = {}  # (dataset, method) -> its seeds' ensemble, once all are done
     splits = _Splits()  # this process's: the units of one job and the ensembles
     jobs = min(request.jobs, len(units))
-    clock = _SuiteClock(suite.costs, units, jobs)
+    clock = _SuiteClock(suite.costs, units, jobs, [u for u in units if (u.folder(out) / "final.json").is_file()])
 
     def status() -> str:
         return f"{len(results)}/{len(units)} done, {clock.clock()}"

@@ -492,3 +492,22 @@ def test_time_left_counts_the_workers_and_the_costs_of_the_units_left() -> None:
     clock.start(mixed[0], now=clock._began)
     clock.finish(mixed[0], fresh=False, now=clock._began + 1)
     assert clock.left(now=clock._began + 1) != clock.left(now=clock._began + 1)  # NaN
+
+
+def test_time_left_expects_units_finished_before_to_be_read_back() -> None:
+    """More seeds into a folder that holds seed 0: the seed-0 units (final scores on disk) cost nothing."""
+    unit = suite_module._Unit
+    units = [unit(1, 4, "d", "chmcnn", 1), unit(2, 4, "d", "chmcnn", 2), unit(3, 4, "d", "chmcnn", 0),
+             unit(4, 4, "e", "chmcnn", 0)]
+    clock = suite_module._SuiteClock({"d": 100.0, "e": 100.0}, units, jobs=2, finished_before=units[2:])
+    t0 = clock._began
+    clock.start(units[0], now=t0)
+    clock.start(units[1], now=t0)
+    clock.finish(units[0], fresh=True, now=t0 + 300)
+    assert clock.left(now=t0 + 300) == pytest.approx(0.0)  # the other seed ends with it; seed 0s are read back
+    clock.finish(units[1], fresh=True, now=t0 + 310)
+    clock.start(units[2], now=t0 + 310)
+    clock.finish(units[2], fresh=False, now=t0 + 311)
+    clock.start(units[3], now=t0 + 311)  # its final.json was stale after all: trained again
+    clock.finish(units[3], fresh=True, now=t0 + 611)
+    assert clock._spent == pytest.approx(300 + 310 + 300)
