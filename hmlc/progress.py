@@ -30,7 +30,8 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 __all__ = [
-    "Progress", "PROGRESS_SECONDS_ENV", "DEFAULT_PROGRESS_SECONDS", "progress_seconds", "format_duration", "say",
+    "Progress", "PROGRESS_SECONDS_ENV", "DEFAULT_PROGRESS_SECONDS", "progress_seconds", "format_duration",
+    "format_clock", "say",
 ]
 
 #: Environment variable: seconds between two progress lines in a log (``off``: no lines).
@@ -89,6 +90,12 @@ def format_duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def format_clock(elapsed: float, left: float) -> str:
+    """``4m10s elapsed, about 8m20s left`` (no estimate when ``left`` is unknown, NaN, or 0)."""
+    estimate = f", about {format_duration(left)} left" if math.isfinite(left) and left > 0 else ""
+    return f"{format_duration(elapsed)} elapsed{estimate}"
 
 
 class Progress:
@@ -213,9 +220,7 @@ class Progress:
 
     def clock(self) -> str:
         """``4m10s elapsed, about 8m20s left`` (no estimate before the first item is done)."""
-        left = self.left
-        estimate = f", about {format_duration(left)} left" if math.isfinite(left) and left > 0 else ""
-        return f"{format_duration(self.elapsed)} elapsed{estimate}"
+        return format_clock(self.elapsed, self.left)
 
     def _line(self) -> None:
         print(f"{self.desc}: {self.summary()}", file=self._stream, flush=True)

@@ -464,12 +464,10 @@ class _SuiteClock:
 
     def clock(self, now: float | None = None) -> str:
         """``8m55s elapsed, about 8m47s left`` (no estimate before a unit finished in this call)."""
-        from hmlc.progress import format_duration
+        from hmlc.progress import format_clock
 
         now = time.monotonic() if now is None else now
-        left = self.left(now)
-        estimate = f", about {format_duration(left)} left" if math.isfinite(left) and left > 0 else ""
-        return f"{format_duration(now - self._began)} elapsed{estimate}"
+        return format_clock(now - self._began, self.left(now))
 
 
 def run_suite(name: str, request: SuiteRequest, out: Path) -> dict[str, Any]:

@@ -403,7 +403,7 @@ def _fill(
         job.chunks_left = sum(1 for k, _ in chunks if k == j)
         if job.chunks_left == 0:  # every image was written before an interruption: only the flag is missing
             _finish(job.job.entry_dir)
-    workers = 1 if todo < max(POOL_MIN_IMAGES, 1) else min(workers, len(chunks))
+    workers = 1 if todo < POOL_MIN_IMAGES else min(workers, len(chunks))
     total = sum(len(job.done) for job in jobs)
     desc = "cache " + "+".join(Path(job.job.name).name for job in jobs)
     progress = Progress(total, desc, unit="img", enabled=show, initial=total - todo)
@@ -429,9 +429,7 @@ def _fill(
     for job in jobs:
         job.last_save = time.monotonic()
     try:
-        if not chunks:  # every entry complete: nothing to decode
-            pass
-        elif workers == 1:
+        if workers == 1:
             _init_worker(*initargs)
             try:
                 for j, c in chunks:

@@ -109,9 +109,7 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
     if "train.epochs" in grid:
         raise ConfigError(f"{where}: search.grid cannot list train.epochs; give search.epochs (fractions)")
     fractions = search.get("epochs")
-    if not isinstance(fractions, list) or not fractions or not all(
-        isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f for f in fractions
-    ):
+    if not _are_fractions(fractions):
         raise ConfigError(f"{where}: 'search.epochs' must list fractions of C-HMCNN's epochs (numbers above 0)")
     datasets, defaults = _checked_datasets(where, data["datasets"], recipe["max_hidden_dim"])
     cost = data["cost"]
@@ -131,6 +129,13 @@ def load_suite(path: str | Path = SUITE_FILE) -> HmcSuite:
         datasets=datasets,
         defaults=defaults,
         cost={str(k): float(v) for k, v in cost.items()},
+    )
+
+
+def _are_fractions(value: Any) -> bool:
+    """A non-empty list of numbers above 0 (fractions of C-HMCNN's epochs)."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f for f in value
     )
 
 
@@ -166,10 +171,7 @@ def _checked_datasets(
         lr = entry.get("lr")
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1):
             raise ConfigError(f"{where}: {name}.lr must be a learning rate in (0, 1), got {lr!r}")
-        own = entry.get("search_epochs")
-        if own is not None and (not isinstance(own, list) or not own or not all(
-            isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f for f in own
-        )):
+        if entry.get("search_epochs") is not None and not _are_fractions(entry["search_epochs"]):
             raise ConfigError(f"{where}: {name}.search_epochs must list fractions of its epochs (numbers above 0)")
         figure = entry.get("published_auprc")
         if figure is not None and not (isinstance(figure, float) and 0.0 < figure < 1.0):
